@@ -1,0 +1,29 @@
+"""``tgsip bench``: benchmarks that print one JSON object each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declares ``tgsip bench {media} [--json] [--seconds S]``."""
+    parser.add_argument("target", choices=["media"], help="what to measure")
+    parser.add_argument("--json", action="store_true", help="print only the JSON object")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="measurement time per stage (default: per target)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the chosen benchmark and prints its result."""
+    from tgsip.bench import media
+
+    result = media.run(seconds=args.seconds, quiet=args.json)
+    json.dump(result, sys.stdout, indent=None if args.json else 2)
+    sys.stdout.write("\n")
+    return 0
