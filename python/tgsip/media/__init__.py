@@ -6,6 +6,8 @@ once and receives events, and never touches an RTP packet.
 """
 
 from tgsip.media import g711
+from tgsip.media.config import EngineConfig, LineConfig, OpusSettings
+from tgsip.media.engine import Line, MediaEngine
 from tgsip.media.errors import (
     ClosedError,
     CodecError,
@@ -17,6 +19,11 @@ from tgsip.media.errors import (
 
 __all__ = [
     "ClosedError",
+    "EngineConfig",
+    "Line",
+    "LineConfig",
+    "MediaEngine",
+    "OpusSettings",
     "CodecError",
     "EngineIOError",
     "InvalidArgumentError",

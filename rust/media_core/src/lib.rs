@@ -14,4 +14,7 @@ pub mod error;
 #[cfg(feature = "python")]
 mod py;
 
+pub mod engine;
+pub mod line;
+
 pub use error::{MediaError, Result};

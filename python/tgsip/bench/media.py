@@ -1,0 +1,231 @@
+"""``tgsip bench media``: how many lines and calls one core carries, at what memory and quality.
+
+Stages, all in one process on one machine so the ratios compare like with like:
+
+1. *codec floor*: the bare codec work of one two-way Opus ⇄ G.711 call per 20 ms (Opus encode
+   at 8 kHz, Opus decode to 8 kHz, G.711 both ways), no RTP, jitter buffer, DTMF or sockets.
+2. *transcoding*: N calls, each an Opus line bridged to a G.711 (PCMA) line on one engine
+   worker, both fed real speech over loopback UDP by a load generator thread at 20 ms ptime;
+   jitter buffers and in-band DTMF detection on. The worker's thread CPU time over the run
+   gives calls per core; divided by the codec floor it gives ``codec_floor_ratio``.
+3. *relay*: N pairs of bridged PCMA lines (packets forwarded without decoding).
+4. *memory*: resident-set growth per transcoding line.
+5. *quality*: PESQ (ITU-T P.862, narrowband) of speech after a round trip through two lines
+   over loopback, for G.711 and for Opus, in real time.
+
+CPU time of the load generator is not counted (it runs on its own thread); kernel work the
+loopback does on the sender's side lands there too, so the figures are for the engine's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tgsip.media import EngineConfig, LineConfig, MediaEngine, OpusSettings
+from tgsip.media.corpus import speech
+from tgsip.media.loadgen import LoadGenerator, codec_floor_ns, encode_payloads
+
+OPUS_PT = 111
+#: Target load of the worker core while measuring: high enough to amortise the tick, low
+#: enough that no deadline is missed.
+TARGET_LOAD = 0.6
+
+
+def cpu_model() -> str:
+    """The processor's model name and the cores this process may use."""
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} ({len(os.sched_getaffinity(0))} cores available)"
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _log(quiet: bool, msg: str) -> None:
+    if not quiet:
+        print(f"[bench media] {msg}", file=sys.stderr, flush=True)
+
+
+def _worker_cpu_ns(engine: MediaEngine) -> int:
+    return sum(w["cpu_ns"] for w in engine.worker_loads())
+
+
+def _late_ticks(engine: MediaEngine) -> int:
+    return sum(w["late_ticks"] for w in engine.worker_loads())
+
+
+def _measure_calls(
+    n: int, seconds: float, speech_8k: bytes, opus_packets: list[bytes], transcode: bool
+) -> dict[str, float]:
+    """Runs ``n`` bridged pairs on one worker; returns the worker's load and cost figures."""
+    pcma = encode_payloads("PCMA", speech_8k, 8000)
+    with MediaEngine(EngineConfig(workers=1)) as engine:
+        rss0 = rss_bytes()
+        gen = LoadGenerator(2 * n)
+        addrs = gen.addresses
+        targets: list[tuple[str, int, int, int]] = []
+        for i in range(n):
+            if transcode:
+                a = engine.open_line(
+                    LineConfig(
+                        codec="opus",
+                        payload_type=OPUS_PT,
+                        detect_inband_dtmf=False,
+                        opus=OpusSettings(),
+                        stats_interval_ms=0,
+                    )
+                )
+                b = engine.open_line(
+                    LineConfig(codec="PCMA", payload_type=8, stats_interval_ms=0), near=a
+                )
+            else:
+                relay_cfg = LineConfig(
+                    codec="PCMA", payload_type=8, detect_inband_dtmf=False, stats_interval_ms=0
+                )
+                a = engine.open_line(relay_cfg)
+                b = engine.open_line(relay_cfg, near=a)
+            a.bridge(b)
+            a.start(*addrs[2 * i])
+            b.start(*addrs[2 * i + 1])
+            ha, pa = a.local_address
+            hb, pb = b.local_address
+            if transcode:
+                targets += [(ha, pa, OPUS_PT, 0), (hb, pb, 8, 1)]
+            else:
+                targets += [(ha, pa, 8, 1), (hb, pb, 8, 1)]
+        rss_open = rss_bytes()
+        cpu0 = _worker_cpu_ns(engine)
+        late0 = _late_ticks(engine)
+        t0 = time.monotonic()
+        sent = gen.run(targets, [opus_packets, pcma], [960, 160], ptime_ms=20, seconds=seconds)
+        wall = time.monotonic() - t0
+        # The worker publishes its CPU time once per tick: let one more tick pass.
+        time.sleep(0.03)
+        cpu = _worker_cpu_ns(engine) - cpu0
+        late = _late_ticks(engine) - late0
+        rss_run = rss_bytes()
+        frames = wall / 0.020
+    load = cpu / 1e9 / wall
+    return {
+        "pairs": n,
+        "load": load,
+        "ns_per_pair_frame": cpu / (n * frames),
+        "late_ticks": late,
+        "packets_sent": sent["sent"],
+        "rss_per_line_open": (rss_open - rss0) / (2 * n),
+        "rss_per_line_run": (rss_run - rss0) / (2 * n),
+    }
+
+
+def _find_capacity(
+    start: int, seconds: float, speech_8k: bytes, opus_packets: list[bytes], transcode: bool,
+    quiet: bool,
+) -> dict[str, float]:
+    """Measures at ``start`` pairs, then once more near the target load."""
+    m = _measure_calls(start, seconds, speech_8k, opus_packets, transcode)
+    _log(quiet, f"{'transcode' if transcode else 'relay'} {start} pairs: load {m['load']:.2f}")
+    if not 0.4 <= m["load"] <= 0.8 and m["load"] > 0:
+        n = max(1, min(int(start * TARGET_LOAD / m["load"]), 4000))
+        m = _measure_calls(n, seconds, speech_8k, opus_packets, transcode)
+        _log(quiet, f"{'transcode' if transcode else 'relay'} {n} pairs: load {m['load']:.2f}")
+    return m
+
+
+async def _round_trip(engine: MediaEngine, cfg: LineConfig, pcm: bytes) -> bytes:
+    """Plays ``pcm`` into one line, over loopback RTP into a second, and records what comes out,
+    in real time (10 ms frames paced by the loop's clock)."""
+    tx = engine.open_line(cfg, pcm_endpoint=True)
+    rx = engine.open_line(cfg, pcm_endpoint=True)
+    tx.start(*rx.local_address)
+    rx.start(*tx.local_address)
+    frame = tx.frame_bytes
+    frames = len(pcm) // frame
+    tail = 30  # 300 ms for the jitter buffer to drain
+    out: list[bytes] = []
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for i in range(frames + tail):
+        chunk = pcm[i * frame : (i + 1) * frame] if i < frames else bytes(frame)
+        tx.push_pcm(chunk)
+        out.append(rx.pull_pcm())
+        delay = t0 + (i + 1) * 0.010 - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    engine.close_line(tx)
+    engine.close_line(rx)
+    return b"".join(out)
+
+
+def _pesq(reference: bytes, degraded: bytes) -> float:
+    import numpy as np
+    from pesq import pesq
+
+    ref = np.frombuffer(reference, dtype="<i2").astype(np.float32)
+    deg = np.frombuffer(degraded, dtype="<i2").astype(np.float32)
+    return float(pesq(8000, ref, deg[: len(ref) + 8000], "nb"))
+
+
+async def _quality(speech_8k: bytes) -> tuple[float, float]:
+    with MediaEngine(EngineConfig(workers=1)) as engine:
+        g711 = LineConfig(codec="PCMA", payload_type=8, stats_interval_ms=0)
+        opus = LineConfig(codec="opus", payload_type=OPUS_PT, stats_interval_ms=0)
+        out_g, out_o = await asyncio.gather(
+            _round_trip(engine, g711, speech_8k), _round_trip(engine, opus, speech_8k)
+        )
+    return _pesq(speech_8k, out_g), _pesq(speech_8k, out_o)
+
+
+def run(seconds: float | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Runs every stage and returns the result object."""
+    seconds = seconds or 5.0
+    speech_8k = speech(60.0)
+    opus_packets = encode_payloads("opus", speech_8k, 8000)
+    complexity = OpusSettings().complexity
+    floor_ns = codec_floor_ns(speech_8k, opus_packets, complexity=complexity)
+    _log(quiet, f"codec floor: {floor_ns / 1000:.1f} µs per call per 20 ms")
+
+    trans = _find_capacity(100, seconds, speech_8k, opus_packets, True, quiet)
+    relay = _find_capacity(500, seconds, speech_8k, opus_packets, False, quiet)
+
+    pesq_g711, pesq_opus = asyncio.run(_quality(speech(8.0)))
+    _log(quiet, f"PESQ G.711 {pesq_g711:.2f}, Opus {pesq_opus:.2f}")
+
+    return {
+        "cpu": cpu_model(),
+        "g711_relay_lines_per_core": round(2 * relay["pairs"] / relay["load"]),
+        "opus_g711_calls_per_core": round(trans["pairs"] / trans["load"]),
+        "opus_complexity": complexity,
+        "bytes_per_line": round(trans["rss_per_line_run"]),
+        "pesq_g711": round(pesq_g711, 3),
+        "pesq_opus": round(pesq_opus, 3),
+        "codec_floor_ratio": round(trans["ns_per_pair_frame"] / floor_ns, 3),
+        "codec_floor_us_per_call": round(floor_ns / 1000, 2),
+        "engine_us_per_call": round(trans["ns_per_pair_frame"] / 1000, 2),
+        "transcode_calls_measured": trans["pairs"],
+        "transcode_worker_load": round(trans["load"], 3),
+        "transcode_late_ticks": trans["late_ticks"],
+        "relay_lines_measured": 2 * relay["pairs"],
+        "relay_worker_load": round(relay["load"], 3),
+        "relay_late_ticks": relay["late_ticks"],
+        "seconds_per_stage": seconds,
+    }
+
+
+__all__ = ["cpu_model", "rss_bytes", "run"]

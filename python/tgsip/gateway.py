@@ -1,0 +1,81 @@
+"""``tgsip run``: the gateway process.
+
+It composes the services from the configuration and runs until SIGINT or SIGTERM, then stops
+them in reverse order. Today it starts the media engine; the SIP stack, the Telegram sessions
+and the administrator bot join here as they land.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+log = logging.getLogger("tgsip")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declares ``tgsip run [--config FILE] [--for SECONDS]``."""
+    parser.add_argument("--config", help="TOML configuration file (default: $TGSIP_CONFIG)")
+    parser.add_argument(
+        "--for",
+        dest="duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until interrupted)",
+    )
+
+
+async def serve(config_path: str | None, duration: float | None) -> int:
+    """Runs the gateway until a signal (or ``duration``) stops it."""
+    from tgsip.config.settings import ConfigError, load
+    from tgsip.media import MediaEngine
+
+    try:
+        config = load(config_path)
+    except ConfigError as e:
+        log.error("%s", e)
+        return 2
+    logging.getLogger().setLevel(config.log_level)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    with MediaEngine(config.media) as engine:
+        engine.attach()
+        loads = engine.worker_loads()
+        log.info(
+            "media engine up: %d workers, RTP on %s ports %d-%d",
+            len(loads),
+            config.media.bind_ip,
+            config.media.port_min,
+            config.media.port_max,
+        )
+        log.info("gateway running; Ctrl-C stops it")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=duration)
+        except TimeoutError:
+            pass
+        log.info("stopping")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``tgsip run``."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        runner = asyncio.run
+    result: int = runner(serve(args.config, args.duration))
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run(argparse.Namespace(config=None, duration=None)))
