@@ -9,7 +9,9 @@
 //! one place that uses pyo3; with `--no-default-features` the crate is pure Rust.
 
 pub mod codec;
+pub mod dtmf;
 pub mod error;
+pub mod resample;
 
 #[cfg(feature = "python")]
 mod py;

@@ -4,6 +4,8 @@
 //! buffer and decoders fill a caller's slice: nothing here allocates per frame.
 
 pub mod g711;
+pub mod opus;
+pub mod plc;
 
 use crate::error::Result;
 
