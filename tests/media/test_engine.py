@@ -14,7 +14,7 @@ import pytest
 
 from tests.media.helpers import UdpPeer, level_at, paced, parse_rtp, rtp, tone
 from tgsip.media import InvalidArgumentError, LineConfig, MediaEngine
-from tgsip.media.events import DtmfReceived, MediaEvent, RecordingFinished, RemoteLatched, RtpTimeout
+from tgsip.media.events import DatagramReceived, DtmfReceived, MediaEvent, RecordingFinished, RemoteLatched, RtpTimeout
 
 pytestmark = pytest.mark.asyncio
 
@@ -264,3 +264,21 @@ def test_close_releases_threads_and_sockets() -> None:
             for line in lines[:25]:
                 line.close()
     assert counts() == before
+
+
+async def test_stun_and_dtls_reach_python_on_the_engines_socket(
+    engine: MediaEngine, peer: UdpPeer
+) -> None:
+    """The native Telegram leg's plug-in point: ICE/DTLS in Python, media in the engine."""
+    cfg = LineConfig(codec="opus", payload_type=111, forward_non_rtp=True, stats_interval_ms=0)
+    line = engine.open_line(cfg, pcm_endpoint=True)
+    stun = b"\x00\x01\x00\x00\x21\x12\xa4\x42" + bytes(12)
+    dtls = b"\x16\xfe\xfd" + bytes(10)
+    peer.send(stun, line.local_address)
+    peer.send(dtls, line.local_address)
+    got = [await next_event(line.events, DatagramReceived) for _ in range(2)]
+    assert [g.data for g in got] == [stun, dtls]
+    assert (got[0].host, got[0].port) == peer.address
+    line.send_datagram(*peer.address, b"\x01\x01\x00\x00")
+    assert await peer.recv() == b"\x01\x01\x00\x00"
+    assert line.stats()["forwarded_datagrams"] == 2

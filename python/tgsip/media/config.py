@@ -41,6 +41,10 @@ class LineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
       (0 disables).
     * ``pcm_rate``: the rate of the PCM the line exchanges with its peer (the Telegram side's
       frames, or the bridged line).
+    * ``forward_non_rtp``: deliver STUN and DTLS datagrams arriving on the line's socket as
+      :class:`~tgsip.media.events.DatagramReceived` events (RFC 7983), and let
+      :meth:`~tgsip.media.engine.Line.send_datagram` answer from the same socket: ICE and DTLS
+      run in Python while media stays in the engine (the native Telegram leg's plug-in point).
     """
 
     codec: Codec = "PCMA"
@@ -56,6 +60,7 @@ class LineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     jitter_min_ms: int = 20
     jitter_max_ms: int = 300
     stats_interval_ms: int = 5000
+    forward_non_rtp: bool = False
 
 
 __all__ = ["Codec", "DtmfMethod", "EngineConfig", "LineConfig", "OpusSettings", "PcmRate", "Ptime"]

@@ -89,6 +89,10 @@ class Line:
         data: bytes = self._native.pull_pcm()
         return data
 
+    def send_datagram(self, host: str, port: int, data: bytes) -> None:
+        """Sends a raw datagram (STUN, DTLS) from the line's own socket."""
+        self._native.send_datagram(host, port, data)
+
     def close(self) -> None:
         """Closes the line; a running recording finishes first. Idempotent."""
         if not self.closed:
@@ -137,6 +141,7 @@ class MediaEngine:
             jitter_min_ms=c.jitter_min_ms,
             jitter_max_ms=c.jitter_max_ms,
             stats_interval_ms=c.stats_interval_ms,
+            forward_non_rtp=c.forward_non_rtp,
         )
         line = Line(raw, config)
         self._lines[line.id] = line

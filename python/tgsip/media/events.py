@@ -53,7 +53,16 @@ class LineError(msgspec.Struct, frozen=True):
     message: str
 
 
-MediaEvent = DtmfReceived | RtpTimeout | RemoteLatched | LineStats | RecordingFinished | LineError
+class DatagramReceived(msgspec.Struct, frozen=True):
+    """A STUN or DTLS datagram on a line opened with ``forward_non_rtp``."""
+
+    line_id: int
+    host: str
+    port: int
+    data: bytes
+
+
+MediaEvent = DatagramReceived | DtmfReceived | RtpTimeout | RemoteLatched | LineStats | RecordingFinished | LineError
 
 
 def from_native(line_id: int, kind: str, fields: dict[str, Any]) -> MediaEvent:
@@ -68,12 +77,15 @@ def from_native(line_id: int, kind: str, fields: dict[str, Any]) -> MediaEvent:
         return LineStats(line_id, dict(fields["stats"]))
     if kind == "recording_finished":
         return RecordingFinished(line_id, str(fields["path"]), fields["duration_ms"])
+    if kind == "datagram":
+        return DatagramReceived(line_id, fields["host"], fields["port"], bytes(fields["data"]))
     if kind == "error":
         return LineError(line_id, fields["message"])
     return LineError(line_id, f"unknown media event {kind!r}")
 
 
 __all__ = [
+    "DatagramReceived",
     "DtmfReceived",
     "LineError",
     "LineStats",

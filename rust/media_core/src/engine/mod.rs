@@ -179,6 +179,11 @@ pub(crate) enum Command {
     Stats {
         id: u64,
     },
+    SendDatagram {
+        id: u64,
+        to: SocketAddr,
+        data: Vec<u8>,
+    },
     Shutdown,
 }
 
@@ -511,6 +516,19 @@ impl Engine {
             Reply::Stats(s) => Ok(*s),
             Reply::Done => Err(MediaError::Closed(format!("line {id} gave no stats"))),
         }
+    }
+
+    /// Sends a raw datagram from the line's socket (STUN or DTLS from the control plane).
+    pub fn send_datagram(&self, id: u64, to: SocketAddr, data: Vec<u8>) -> Result<()> {
+        if data.len() > crate::line::MAX_PACKET_BYTES {
+            return Err(MediaError::invalid(format!(
+                "datagram of {} bytes exceeds {}",
+                data.len(),
+                crate::line::MAX_PACKET_BYTES
+            )));
+        }
+        self.line_call(id, Command::SendDatagram { id, to, data })
+            .map(drop)
     }
 
     /// The PCM endpoint of a line opened with one.

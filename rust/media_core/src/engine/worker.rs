@@ -328,6 +328,12 @@ impl Worker {
             Command::Stats { id } => {
                 return Ok(Reply::Stats(Box::new(self.slot(id)?.line.stats())));
             }
+            Command::SendDatagram { id, to, data } => {
+                let slot = self.slot(id)?;
+                slot.socket
+                    .send_to(&data, to)
+                    .map_err(|e| MediaError::io("sending a datagram", &e))?;
+            }
             Command::Shutdown => {}
         }
         Ok(Reply::Done)

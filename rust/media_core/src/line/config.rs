@@ -132,6 +132,10 @@ pub struct LineConfig {
     pub jitter_max_delay: Duration,
     /// How often a `Stats` event is emitted (zero: never).
     pub stats_interval: Duration,
+    /// Hand STUN and DTLS datagrams arriving on the line's socket to the control plane
+    /// (RFC 7983 demultiplexing), so ICE and DTLS can run in Python on the socket the engine
+    /// owns (the native Telegram leg).
+    pub forward_non_rtp: bool,
 }
 
 impl Default for LineConfig {
@@ -150,6 +154,7 @@ impl Default for LineConfig {
             jitter_min_delay: Duration::from_millis(20),
             jitter_max_delay: Duration::from_millis(300),
             stats_interval: Duration::from_secs(5),
+            forward_non_rtp: false,
         }
     }
 }

@@ -9,12 +9,13 @@ use crate::codec::g711::Law;
 use crate::codec::opus::{OpusDecoder, OpusEncoder, OpusSettings};
 use crate::codec::plc::{G711Decoder, G711Encoder};
 use crate::codec::{Decoder, Encoder};
-use crate::dtmf::goertzel::DtmfDetector;
-use crate::dtmf::rfc4733::{EventReceiver, EventSender};
-use crate::dtmf::tones::ToneGenerator;
+use crate::dtmf::goertzel::{DtmfDetector, DtmfEvent};
+use crate::dtmf::rfc4733::{EventReceiver, EventSender, ReceivedEvent, SenderSettings};
+use crate::dtmf::tones::{ToneGenerator, ToneSettings};
+use crate::dtmf::{char_to_event, event_to_char};
 use crate::error::{MediaError, Result};
 use crate::line::{CodecKind, DtmfMode};
-use crate::rtp::RtpPacket;
+use crate::rtp::{write_rtp, RtpHeader, RtpPacket};
 
 /// The encoder, decoder and PCM rate of a line's codec. G.711 runs at 8 kHz; Opus runs at the
 /// line's PCM rate (8, 16 or 48 kHz are all native Opus rates), so no resampler is needed.
@@ -61,7 +62,14 @@ pub(super) fn write_rtp(
     ssrc: u32,
     payload: &[u8],
 ) -> Result<usize> {
-    crate::rtp::write_rtp(out, pt, marker, seq, ts, ssrc, payload)
+    let header = RtpHeader {
+        marker,
+        payload_type: pt,
+        sequence: seq,
+        timestamp: ts,
+        ssrc,
+    };
+    write_rtp(&header, payload, out)
 }
 
 /// A telephone-event packet to send.
@@ -71,17 +79,29 @@ pub(super) struct EventPacket {
     pub len: usize,
 }
 
-/// DTMF arriving at a line: RFC 4733 packets and, optionally, tones in the audio.
+fn dtmf_event(digit: char, source: DtmfSource, duration_ms: u64) -> LineEvent {
+    LineEvent::Dtmf {
+        digit,
+        source,
+        duration_ms: u32::try_from(duration_ms).unwrap_or(u32::MAX),
+    }
+}
+
+/// DTMF arriving at a line: RFC 4733 packets and, optionally, tones in the audio. Digits are
+/// reported when they end, with their duration.
 pub(super) struct DtmfIn {
+    clock_rate: u32,
+    codec_rate: u32,
     receiver: EventReceiver,
     detector: Option<DtmfDetector>,
 }
 
 impl DtmfIn {
     pub(super) fn new(cfg: &LineConfig, codec_rate: u32) -> Result<Self> {
-        let clock = cfg.codec.rtp_clock_rate();
         Ok(Self {
-            receiver: EventReceiver::new(clock),
+            clock_rate: cfg.codec.rtp_clock_rate(),
+            codec_rate,
+            receiver: EventReceiver::new(),
             detector: if cfg.detect_inband_dtmf {
                 Some(DtmfDetector::new(codec_rate)?)
             } else {
@@ -90,64 +110,88 @@ impl DtmfIn {
         })
     }
 
-    pub(super) fn on_event_packet(&mut self, now: Duration, pkt: &RtpPacket<'_>) -> Option<LineEvent> {
-        let ended = self
-            .receiver
-            .on_packet(now, pkt.timestamp(), pkt.marker(), pkt.payload())?;
-        Some(LineEvent::Dtmf {
-            digit: ended.digit,
-            source: DtmfSource::Rfc4733,
-            duration_ms: ended.duration_ms,
-        })
+    fn received(&self, ev: ReceivedEvent, events: &mut VecDeque<LineEvent>) {
+        if let ReceivedEvent::End {
+            event, duration, ..
+        } = ev
+        {
+            if let Some(digit) = event_to_char(event) {
+                let ms = u64::from(duration) * 1000 / u64::from(self.clock_rate.max(1));
+                events.push_back(dtmf_event(digit, DtmfSource::Rfc4733, ms));
+            }
+        }
     }
 
-    pub(super) fn detect(&mut self, pcm: &[i16]) -> Option<LineEvent> {
-        let det = self.detector.as_mut()?;
-        let digit = det.process(pcm)?;
-        Some(LineEvent::Dtmf {
-            digit: digit.digit,
-            source: DtmfSource::Inband,
-            duration_ms: digit.duration_ms,
-        })
+    /// A telephone-event packet arrived; a malformed payload is ignored.
+    pub(super) fn on_event_packet(
+        &mut self,
+        now: Duration,
+        pkt: &RtpPacket<'_>,
+        events: &mut VecDeque<LineEvent>,
+    ) {
+        let mut ended = Vec::new();
+        let _ = self.receiver.on_packet(
+            now,
+            pkt.timestamp,
+            pkt.marker,
+            pkt.payload,
+            |ev| ended.push(ev),
+        );
+        for ev in ended {
+            self.received(ev, events);
+        }
     }
 
-    pub(super) fn poll(&mut self, now: Duration) -> Option<LineEvent> {
-        let ended = self.receiver.poll_timeout(now)?;
-        Some(LineEvent::Dtmf {
-            digit: ended.digit,
-            source: DtmfSource::Rfc4733,
-            duration_ms: ended.duration_ms,
-        })
+    /// Runs the in-band detector over one frame of decoded audio.
+    pub(super) fn detect(&mut self, pcm: &[i16], events: &mut VecDeque<LineEvent>) {
+        let rate = u64::from(self.codec_rate.max(1));
+        if let Some(det) = self.detector.as_mut() {
+            det.process(pcm, |ev| {
+                if let DtmfEvent::End { digit, start, end } = ev {
+                    let ms = end.saturating_sub(start) * 1000 / rate;
+                    events.push_back(dtmf_event(digit, DtmfSource::Inband, ms));
+                }
+            });
+        }
+    }
+
+    /// Ends an RFC 4733 event whose end packets never came.
+    pub(super) fn poll(&mut self, now: Duration, events: &mut VecDeque<LineEvent>) {
+        let mut ended = Vec::new();
+        self.receiver.poll(now, |ev| ended.push(ev));
+        for ev in ended {
+            self.received(ev, events);
+        }
     }
 }
 
-/// DTMF a line sends: RFC 4733 packets or tones, one digit at a time from a queue.
+/// DTMF a line sends: RFC 4733 packets in place of audio, or tones mixed into it.
 pub(super) struct DtmfOut {
     mode: DtmfMode,
-    queue: VecDeque<(char, u32)>,
     sender: EventSender,
     tones: ToneGenerator,
 }
-
-/// Digits queued at most; more are refused so a runaway caller cannot grow memory.
-const MAX_QUEUED_DIGITS: usize = 64;
 
 impl DtmfOut {
     pub(super) fn new(cfg: &LineConfig, codec_rate: u32) -> Result<Self> {
         Ok(Self {
             mode: cfg.dtmf_mode,
-            queue: VecDeque::new(),
-            sender: EventSender::new(cfg.codec.rtp_clock_rate()),
-            tones: ToneGenerator::new(codec_rate)?,
+            sender: EventSender::new(&SenderSettings {
+                clock_rate: cfg.codec.rtp_clock_rate(),
+                ptime_ms: cfg.ptime_ms,
+                ..SenderSettings::default()
+            })?,
+            tones: ToneGenerator::new(codec_rate, &ToneSettings::default())?,
         })
     }
 
+    /// Queues one digit by the line's method.
     pub(super) fn queue(&mut self, digit: char, duration_ms: u32) -> Result<()> {
-        if !matches!(digit, '0'..='9' | '*' | '#' | 'A'..='D' | 'a'..='d') {
+        let Some(code) = char_to_event(digit.to_ascii_uppercase()) else {
             return Err(MediaError::invalid(format!(
                 "not a DTMF digit: {digit:?} (expected 0-9, *, #, A-D)"
             )));
-        }
+        };
         if !(40..=8000).contains(&duration_ms) {
             return Err(MediaError::invalid(format!(
                 "DTMF duration must be 40..=8000 ms, got {duration_ms}"
@@ -157,32 +201,33 @@ impl DtmfOut {
             DtmfMode::None => Err(MediaError::invalid(
                 "this line's DTMF method is 'none': send the digit by signalling (SIP INFO)",
             )),
-            DtmfMode::Rfc4733 => self.sender.queue(digit.to_ascii_uppercase(), duration_ms),
-            DtmfMode::Inband => self.tones.queue(digit.to_ascii_uppercase(), duration_ms),
-        }
-        .and_then(|()| {
-            if self.queue.len() >= MAX_QUEUED_DIGITS {
-                Err(MediaError::invalid("too many DTMF digits queued"))
-            } else {
-                Ok(())
+            DtmfMode::Rfc4733 => self.sender.queue_with_duration(code, duration_ms),
+            DtmfMode::Inband => {
+                // The generator plays every digit with one duration: the latest asked for.
+                let settings = ToneSettings {
+                    on_ms: duration_ms.max(50),
+                    ..*self.tones.settings()
+                };
+                self.tones.set_settings(&settings)?;
+                self.tones.queue(digit)
             }
-        })
+        }
     }
 
-    pub(super) fn next_event_packet(
-        &mut self,
-        ts: u32,
-        samples: u32,
-        out: &mut [u8],
-    ) -> Option<EventPacket> {
-        let p = self.sender.next_packet(ts, samples, out)?;
+    /// The telephone-event packet to send instead of this tick's audio, if an event is on.
+    pub(super) fn next_event_packet(&mut self, ts: u32, out: &mut [u8]) -> Option<EventPacket> {
+        let p = self.sender.next_packet(ts)?;
+        let payload = p.payload();
+        let len = payload.len().min(out.len());
+        out[..len].copy_from_slice(&payload[..len]);
         Some(EventPacket {
             timestamp: p.timestamp,
             marker: p.marker,
-            len: p.len,
+            len,
         })
     }
 
+    /// Replaces the frame with tones while in-band digits play.
     pub(super) fn mix_inband(&mut self, pcm: &mut [i16]) {
         self.tones.fill(pcm);
     }

@@ -69,6 +69,8 @@ pub struct LineStats {
     pub relayed: u64,
     /// Ticks skipped because the line fell too far behind.
     pub skipped_ticks: u64,
+    /// STUN/DTLS datagrams handed to the control plane.
+    pub forwarded_datagrams: u64,
     /// The jitter buffer's statistics.
     pub jitter: JitterStats,
     /// Samples of silence sent because the peer's PCM did not arrive in time.
@@ -107,6 +109,14 @@ pub enum LineEvent {
     },
     /// Something went wrong that the call may survive (for example the recording's disk filled).
     Error(String),
+    /// A STUN or DTLS datagram (RFC 7983: first byte 0-3 or 20-63) for the control plane, on a
+    /// line opened with `forward_non_rtp`.
+    Datagram {
+        /// Its source.
+        from: SocketAddr,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
 }
 
 /// A received packet for the bridged line, when the two lines relay.
@@ -322,6 +332,16 @@ impl Line {
         src: SocketAddr,
         data: &'a [u8],
     ) -> Option<Relay<'a>> {
+        if let Some(&first) = data.first() {
+            if self.cfg.forward_non_rtp && (first <= 3 || (20..=63).contains(&first)) {
+                self.stats.forwarded_datagrams += 1;
+                self.events.push_back(LineEvent::Datagram {
+                    from: src,
+                    data: data.to_vec(),
+                });
+                return None;
+            }
+        }
         if data.len() >= 2 && (200..=207).contains(&data[1]) {
             // RTCP multiplexed on the RTP port (RFC 5761): not audio.
             return None;
@@ -346,7 +366,7 @@ impl Line {
                 return None;
             }
         }
-        let pt = pkt.payload_type();
+        let pt = pkt.payload_type;
         let is_event = Some(pt) == self.cfg.telephone_event_pt;
         if pt != self.cfg.payload_type && !is_event {
             self.stats.unknown_payload_type += 1;
@@ -355,32 +375,30 @@ impl Line {
         self.stats.packets_received += 1;
         self.last_rx = Some(now);
         self.timeout_reported = false;
-        if self.rx_ssrc != Some(pkt.ssrc()) {
-            self.rx_ssrc = Some(pkt.ssrc());
-            self.rx_first_ts = Some(pkt.timestamp());
+        if self.rx_ssrc != Some(pkt.ssrc) {
+            self.rx_ssrc = Some(pkt.ssrc);
+            self.rx_first_ts = Some(pkt.timestamp);
         }
         if is_event {
-            if let Some(ev) = self.dtmf_in.on_event_packet(now, &pkt) {
-                self.events.push_back(ev);
-            }
+            self.dtmf_in.on_event_packet(now, &pkt, &mut self.events);
         } else if !self.relay {
             self.jitter.push(
                 now,
-                pkt.sequence_number(),
-                pkt.timestamp(),
-                pkt.ssrc(),
-                pkt.marker(),
-                pkt.payload(),
+                pkt.sequence,
+                pkt.timestamp,
+                pkt.ssrc,
+                pkt.marker,
+                pkt.payload,
             );
         }
         if self.relay {
             self.stats.relayed += 1;
-            let first = self.rx_first_ts.unwrap_or(pkt.timestamp());
+            let first = self.rx_first_ts.unwrap_or(pkt.timestamp);
             return Some(Relay {
                 event: is_event,
-                marker: pkt.marker(),
-                ts_offset: pkt.timestamp().wrapping_sub(first),
-                payload: pkt.payload(),
+                marker: pkt.marker,
+                ts_offset: pkt.timestamp.wrapping_sub(first),
+                payload: pkt.payload,
             });
         }
         None
@@ -487,9 +505,7 @@ impl Line {
         if decoded.is_err() {
             self.codec_frame.fill(0);
         }
-        if let Some(ev) = self.dtmf_in.detect(&self.codec_frame) {
-            self.events.push_back(ev);
-        }
+        self.dtmf_in.detect(&self.codec_frame, &mut self.events);
         let produced = self.res_in.process(&self.codec_frame, &mut self.pcm_frame);
         self.to_peer.write(&self.pcm_frame[..produced]);
         if let Some(rec) = &mut self.recorder {
@@ -513,7 +529,7 @@ impl Line {
         // An RFC 4733 event replaces the audio while it lasts.
         if let Some(ev) = self
             .dtmf_out
-            .next_event_packet(self.tx.ts, samples, &mut self.payload)
+            .next_event_packet(self.tx.ts, &mut self.payload)
         {
             if let Some(pt) = self.cfg.telephone_event_pt {
                 if let Ok(len) = media::write_rtp(
@@ -561,9 +577,7 @@ impl Line {
     }
 
     fn check_timers(&mut self, now: Duration) {
-        if let Some(ev) = self.dtmf_in.poll(now) {
-            self.events.push_back(ev);
-        }
+        self.dtmf_in.poll(now, &mut self.events);
         if !self.cfg.rtp_timeout.is_zero() && !self.timeout_reported {
             if let Some(since) = self.last_rx.or(self.started_at) {
                 let silent = now.saturating_sub(since);

@@ -281,7 +281,28 @@ fn codec_floor_ns(
     })?)
 }
 
+/// Runs `frames` 20 ms frames of 8 kHz speech through one stage (see `benches/bench_media.py`
+/// for the names); returns the frames processed. The GIL is released while it runs.
+#[pyfunction]
+fn run_stage(py: Python<'_>, stage: &str, pcm_8k: &[u8], frames: usize) -> PyResult<usize> {
+    let samples: Vec<i16> = pcm_8k
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    if samples.len() < frames * 160 {
+        return Err(MediaError::invalid(format!(
+            "need {} samples of speech for {frames} frames, got {}",
+            frames * 160,
+            samples.len()
+        ))
+        .into());
+    }
+    let stage = stage.to_owned();
+    Ok(detach(py, move || super::bench_stages::run(&stage, &samples, frames))?)
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(run_stage, m)?)?;
     m.add_class::<PyLoadGenerator>()?;
     m.add_function(wrap_pyfunction!(encode_payloads, m)?)?;
     m.add_function(wrap_pyfunction!(codec_floor_ns, m)?)?;

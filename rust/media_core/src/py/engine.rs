@@ -77,7 +77,7 @@ impl PyEngine {
         detect_inband_dtmf=true, symmetric_rtp=true, rtp_timeout_ms=30_000, pcm_rate=8000,
         pcm_endpoint=false, near=None, opus_bitrate=24_000, opus_complexity=5, opus_fec=true,
         opus_dtx=false, opus_loss_percent=5, jitter_min_ms=20, jitter_max_ms=300,
-        stats_interval_ms=5_000
+        stats_interval_ms=5_000, forward_non_rtp=false
     ))]
     #[allow(clippy::too_many_arguments)]
     fn open_line(
@@ -102,6 +102,7 @@ impl PyEngine {
         jitter_min_ms: u64,
         jitter_max_ms: u64,
         stats_interval_ms: u64,
+        forward_non_rtp: bool,
     ) -> PyResult<PyLine> {
         let cfg = LineConfig {
             codec: CodecKind::from_name(codec)?,
@@ -123,6 +124,7 @@ impl PyEngine {
             jitter_min_delay: ms(jitter_min_ms, "jitter_min_ms", 2_000)?,
             jitter_max_delay: ms(jitter_max_ms, "jitter_max_ms", 2_000)?,
             stats_interval: ms(stats_interval_ms, "stats_interval_ms", 3_600_000)?,
+            forward_non_rtp,
         };
         let near_id = near.map(|l| l.id);
         let engine = Arc::clone(&self.engine);
@@ -296,6 +298,13 @@ impl PyLine {
         })
     }
 
+    /// Sends a raw datagram (STUN/DTLS) from the line's socket to `host:port`.
+    fn send_datagram(&self, py: Python<'_>, host: &str, port: u16, data: Vec<u8>) -> PyResult<()> {
+        let to = SocketAddr::new(parse_ip(host)?, port);
+        let (engine, id) = (Arc::clone(&self.engine), self.id);
+        Ok(detach(py, move || engine.send_datagram(id, to, data))?)
+    }
+
     /// Closes the line (a running recording finishes first).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let (engine, id) = (Arc::clone(&self.engine), self.id);
@@ -324,6 +333,7 @@ fn stats_dict<'py>(py: Python<'py>, s: &LineStats) -> PyResult<Bound<'py, PyDict
     d.set_item("unknown_payload_type", s.unknown_payload_type)?;
     d.set_item("relayed", s.relayed)?;
     d.set_item("skipped_ticks", s.skipped_ticks)?;
+    d.set_item("forwarded_datagrams", s.forwarded_datagrams)?;
     d.set_item("send_underrun_samples", s.send_underrun_samples)?;
     d.set_item("send_overrun_samples", s.send_overrun_samples)?;
     super::jitter_stats_into(&d, &s.jitter)?;
@@ -366,6 +376,12 @@ fn event_tuple<'py>(py: Python<'py>, id: u64, ev: LineEvent) -> PyResult<Bound<'
             d.set_item("path", path)?;
             d.set_item("duration_ms", duration_ms)?;
             "recording_finished"
+        }
+        LineEvent::Datagram { from, data } => {
+            d.set_item("host", from.ip().to_string())?;
+            d.set_item("port", from.port())?;
+            d.set_item("data", pyo3::types::PyBytes::new(py, &data))?;
+            "datagram"
         }
         LineEvent::Error(message) => {
             d.set_item("message", message)?;

@@ -1,6 +1,7 @@
 //! The Python module `tgsip._media_core`: the only code in the crate that uses pyo3.
 
 mod bench;
+mod bench_stages;
 mod engine;
 mod errors;
 mod g711;
