@@ -10,6 +10,9 @@
 
 pub mod codec;
 pub mod error;
+pub mod jitter;
+pub mod rtp;
+pub mod time;
 
 #[cfg(feature = "python")]
 mod py;
