@@ -10,13 +10,15 @@
 
 pub mod codec;
 pub mod dtmf;
+pub mod engine;
 pub mod error;
+pub mod jitter;
+pub mod line;
 pub mod resample;
+pub mod rtp;
+pub mod time;
 
 #[cfg(feature = "python")]
 mod py;
-
-pub mod engine;
-pub mod line;
 
 pub use error::{MediaError, Result};
