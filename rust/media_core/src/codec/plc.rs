@@ -406,6 +406,38 @@ mod tests {
     }
 
     #[test]
+    fn any_frame_lengths_are_safe() {
+        for rate in [8000, 16000, 24000, 32000, 48000] {
+            let mut plc = G711Concealer::new(rate).unwrap();
+            let sig = periodic(rate as usize, rate);
+            let mut at = 0;
+            for (i, len) in [0usize, 1, 7, 160, 5000, 3, 0, 1000, 2, 40000]
+                .iter()
+                .enumerate()
+            {
+                let mut buf = vec![0i16; *len];
+                for (k, b) in buf.iter_mut().enumerate() {
+                    *b = sig[(at + k) % sig.len()];
+                }
+                at += len;
+                if i % 3 == 1 {
+                    plc.conceal(&mut buf);
+                    assert!(plc.in_loss());
+                } else {
+                    plc.good_frame(&mut buf);
+                }
+            }
+            // Full-scale square waves saturate without overflow.
+            let mut sq: Vec<i16> = (0..2000)
+                .map(|n| if n % 50 < 25 { i16::MAX } else { i16::MIN })
+                .collect();
+            plc.good_frame(&mut sq);
+            plc.conceal(&mut sq[..800]);
+            plc.good_frame(&mut sq[800..]);
+        }
+    }
+
+    #[test]
     fn conceal_before_any_audio_is_silence() {
         let mut plc = G711Concealer::new(8000).unwrap();
         let mut buf = [123i16; 160];

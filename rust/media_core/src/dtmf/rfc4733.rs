@@ -354,10 +354,10 @@ pub struct EventSender {
 impl EventSender {
     /// A sender with `settings`.
     ///
-    /// Errors with [`MediaError::InvalidArgument`] for a zero clock rate or ptime, ptime over
+    /// Errors with [`MediaError::InvalidArgument`] for a clock rate under 1000 Hz, a zero ptime, ptime over
     /// 200 ms, or volume over 63.
     pub fn new(settings: &SenderSettings) -> Result<Self> {
-        if settings.clock_rate == 0
+        if settings.clock_rate < 1000
             || settings.clock_rate > 192_000
             || settings.ptime_ms == 0
             || settings.ptime_ms > 200

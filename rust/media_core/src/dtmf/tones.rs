@@ -80,8 +80,15 @@ impl Osc {
 #[derive(Debug, Clone, Copy)]
 enum State {
     Idle,
-    Tone { lo: Osc, hi: Osc, at: usize },
-    Gap { left: usize },
+    Tone {
+        lo: Osc,
+        hi: Osc,
+        at: usize,
+        len: usize,
+    },
+    Gap {
+        left: usize,
+    },
 }
 
 /// Plays queued DTMF digits as in-band tones into PCM frames.
@@ -200,6 +207,7 @@ impl ToneGenerator {
             lo: Osc::new(f64::from(lo), rate, a_lo),
             hi: Osc::new(f64::from(hi), rate, a_hi),
             at: 0,
+            len: self.on,
         };
         true
     }
@@ -220,10 +228,11 @@ impl ToneGenerator {
                         break;
                     }
                 }
-                State::Tone { lo, hi, at } => {
-                    let n = (self.on - *at).min(out.len() - i);
+                State::Tone { lo, hi, at, len } => {
+                    let len = *len;
+                    let n = len.saturating_sub(*at).min(out.len() - i);
                     for s in &mut out[i..i + n] {
-                        let env = ((*at + 1).min(self.on - *at) as f64 / self.ramp as f64).min(1.0);
+                        let env = ((*at + 1).min(len - *at) as f64 / self.ramp as f64).min(1.0);
                         *s = (env * (lo.next() + hi.next()))
                             .round()
                             .clamp(-32768.0, 32767.0) as i16;
@@ -232,7 +241,7 @@ impl ToneGenerator {
                     lo.renormalise();
                     hi.renormalise();
                     i += n;
-                    if *at >= self.on {
+                    if *at >= len {
                         self.state = State::Gap { left: self.off };
                     }
                 }
@@ -381,5 +390,19 @@ mod tests {
         let mut buf = [7i16; 160];
         assert!(!g.fill(&mut buf));
         assert_eq!(buf, [7i16; 160]);
+        // Shortening the tone while one plays affects the next digit only.
+        g.set_settings(&ToneSettings { on_ms: 1000, ..s }).unwrap();
+        g.queue('2').unwrap();
+        g.queue('3').unwrap();
+        for _ in 0..5 {
+            assert!(g.fill(&mut buf));
+        }
+        g.set_settings(&ToneSettings { on_ms: 50, ..s }).unwrap();
+        let out = play(&mut g, 160, 1000);
+        // The rest of the 1 s tone (0.9 s), its 60 ms gap, then 50 + 60 ms: 8560 samples,
+        // rounded up to whole 160-sample frames.
+        assert_eq!(out.len(), 8640);
+        assert!(out[7200 + 480..7200 + 480 + 400].iter().any(|&v| v != 0));
+        assert!(out[8080..].iter().all(|&v| v == 0));
     }
 }
