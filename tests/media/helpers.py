@@ -37,7 +37,7 @@ def tone(freqs: list[float], ms: int, rate: int = 8000, dbfs: float = -10.0) -> 
 
 def level_at(pcm: bytes, freq: float, rate: int = 8000) -> float:
     """Amplitude of ``freq`` in ``pcm`` relative to full scale (dBFS), by projection."""
-    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    x = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float64)
     if len(x) == 0:
         return -math.inf
     t = np.arange(len(x)) / rate

@@ -347,7 +347,12 @@ impl Engine {
     ) -> Result<OpenedLine> {
         self.check_open()?;
         let r = self.random_u64();
-        let line = Line::new(cfg.clone(), r as u32, (r >> 32) as u16, (r >> 48) as u32 * 65_537)?;
+        let line = Line::new(
+            cfg.clone(),
+            r as u32,
+            (r >> 32) as u16,
+            (r >> 48) as u32 * 65_537,
+        )?;
         let worker = match near {
             Some(other) => self.info(other)?.0,
             None => {
@@ -381,7 +386,10 @@ impl Engine {
                 endpoint: endpoint.clone(),
             },
         );
-        self.workers[worker].load.lines.fetch_add(1, Ordering::Relaxed);
+        self.workers[worker]
+            .load
+            .lines
+            .fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.call(
             worker,
             Command::Open {
@@ -392,7 +400,10 @@ impl Engine {
             },
         ) {
             lock(&self.lines).remove(&id);
-            self.workers[worker].load.lines.fetch_sub(1, Ordering::Relaxed);
+            self.workers[worker]
+                .load
+                .lines
+                .fetch_sub(1, Ordering::Relaxed);
             return Err(e);
         }
         Ok(OpenedLine {

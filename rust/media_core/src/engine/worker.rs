@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::{lock, thread_cpu_ns, Command, EventQueue, Reply, ReplyTx, SharedEndpoint, WorkerHandle, WorkerLoad};
+use super::{
+    lock, thread_cpu_ns, Command, EventQueue, Reply, ReplyTx, SharedEndpoint, WorkerHandle,
+    WorkerLoad,
+};
 use crate::error::{MediaError, Result};
 use crate::line::{Line, LineEvent, MAX_PACKET_BYTES};
 
@@ -92,8 +95,10 @@ impl Worker {
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != ErrorKind::Interrupted {
                     // Nothing sensible is left to do without a poller; report and stop.
-                    self.batch
-                        .push((0, LineEvent::Error(format!("media worker poll failed: {e}"))));
+                    self.batch.push((
+                        0,
+                        LineEvent::Error(format!("media worker poll failed: {e}")),
+                    ));
                     self.events.push_all(&mut self.batch);
                     return;
                 }
@@ -183,7 +188,8 @@ impl Worker {
                 slot.line.push_pcm(&self.scratch[..n]);
             }
             let sock = &slot.socket;
-            slot.line.tick(now, &mut |addr, bytes| send(sock, addr, bytes));
+            slot.line
+                .tick(now, &mut |addr, bytes| send(sock, addr, bytes));
             let n = slot.line.to_peer.len();
             self.scratch.resize(n, 0);
             slot.line.to_peer.read(&mut self.scratch[..n]);
@@ -265,14 +271,10 @@ impl Worker {
                 self.events.push_all(&mut self.batch);
             }
             Command::Bridge { a, b } => {
-                self.slot(b)?;
+                let closed = |id: u64| MediaError::Closed(format!("line {id} is not open"));
                 let relay = {
-                    let la = &self.slot(a)?.line;
-                    let lb = &self
-                        .slots
-                        .get(&b)
-                        .ok_or_else(|| MediaError::Closed(format!("line {b} is not open")))?
-                        .line;
+                    let la = &self.slots.get(&a).ok_or_else(|| closed(a))?.line;
+                    let lb = &self.slots.get(&b).ok_or_else(|| closed(b))?.line;
                     la.can_relay_with(lb)
                 };
                 for (x, y) in [(a, b), (b, a)] {
@@ -315,7 +317,10 @@ impl Worker {
                 }
             }
             Command::StopRecording { id } => {
-                let slot = self.slot(id)?;
+                let slot = self
+                    .slots
+                    .get_mut(&id)
+                    .ok_or_else(|| MediaError::Closed(format!("line {id} is not open")))?;
                 if !slot.line.stop_recording() {
                     return Err(MediaError::invalid(format!("line {id} is not recording")));
                 }

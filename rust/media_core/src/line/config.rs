@@ -205,7 +205,9 @@ impl LineConfig {
             )));
         }
         if self.opus.packet_loss_percent > 100 {
-            return Err(MediaError::invalid("opus packet_loss_percent must be 0..=100"));
+            return Err(MediaError::invalid(
+                "opus packet_loss_percent must be 0..=100",
+            ));
         }
         if self.jitter_min_delay > self.jitter_max_delay
             || self.jitter_max_delay > Duration::from_secs(2)

@@ -15,7 +15,7 @@ use crate::dtmf::tones::{ToneGenerator, ToneSettings};
 use crate::dtmf::{char_to_event, event_to_char};
 use crate::error::{MediaError, Result};
 use crate::line::{CodecKind, DtmfMode};
-use crate::rtp::{write_rtp, RtpHeader, RtpPacket};
+use crate::rtp::{RtpHeader, RtpPacket};
 
 /// The encoder, decoder and PCM rate of a line's codec. G.711 runs at 8 kHz; Opus runs at the
 /// line's PCM rate (8, 16 or 48 kHz are all native Opus rates), so no resampler is needed.
@@ -35,7 +35,8 @@ pub fn make_codec(cfg: &LineConfig) -> Result<(Box<dyn Encoder>, Box<dyn Decoder
         }
         CodecKind::Opus => {
             let settings = OpusSettings {
-                bitrate_bps: cfg.opus.bitrate_bps,
+                bitrate_bps: i32::try_from(cfg.opus.bitrate_bps)
+                    .map_err(|_| MediaError::invalid("opus bitrate out of range"))?,
                 complexity: cfg.opus.complexity,
                 inband_fec: cfg.opus.inband_fec,
                 dtx: cfg.opus.dtx,
@@ -69,7 +70,7 @@ pub(super) fn write_rtp(
         timestamp: ts,
         ssrc,
     };
-    write_rtp(&header, payload, out)
+    crate::rtp::write_rtp(&header, payload, out)
 }
 
 /// A telephone-event packet to send.
@@ -130,13 +131,11 @@ impl DtmfIn {
         events: &mut VecDeque<LineEvent>,
     ) {
         let mut ended = Vec::new();
-        let _ = self.receiver.on_packet(
-            now,
-            pkt.timestamp,
-            pkt.marker,
-            pkt.payload,
-            |ev| ended.push(ev),
-        );
+        let _ = self
+            .receiver
+            .on_packet(now, pkt.timestamp, pkt.marker, pkt.payload, |ev| {
+                ended.push(ev)
+            });
         for ev in ended {
             self.received(ev, events);
         }

@@ -198,7 +198,7 @@ impl Line {
         let codec_frame = (codec_rate / 1000 * cfg.ptime_ms) as usize;
         let ring_cap = (cfg.pcm_rate / 1000 * RING_CAPACITY_MS) as usize;
         let margin = (cfg.pcm_rate / 1000 * RING_MARGIN_MS) as usize;
-        let jitter = JitterBuffer::new(JitterConfig {
+        let jitter = JitterBuffer::try_new(JitterConfig {
             clock_rate: cfg.codec.rtp_clock_rate(),
             frame_samples: cfg.rtp_samples_per_packet(),
             min_delay: cfg.jitter_min_delay,
@@ -550,7 +550,9 @@ impl Line {
             self.tx.marker_next = false;
             return;
         }
-        let produced = self.res_out.process(&self.sent_frame, &mut self.codec_frame);
+        let produced = self
+            .res_out
+            .process(&self.sent_frame, &mut self.codec_frame);
         self.dtmf_out.mix_inband(&mut self.codec_frame[..produced]);
         let Ok(n) = self
             .encoder
@@ -592,7 +594,8 @@ impl Line {
         if let Some(at) = self.next_stats {
             if now >= at {
                 self.next_stats = Some(now + self.cfg.stats_interval);
-                self.events.push_back(LineEvent::Stats(Box::new(self.stats())));
+                self.events
+                    .push_back(LineEvent::Stats(Box::new(self.stats())));
             }
         }
     }

@@ -53,8 +53,9 @@ impl PcmRing {
 
     /// Reads one frame for a reader on its own clock. Before the first frame and after running
     /// dry it waits (returns silence, `false`) until a frame plus the margin has gathered; then
-    /// it reads whole frames. If the writer's clock is faster and the ring grows past a frame
-    /// plus twice the margin plus one frame, the oldest surplus is dropped.
+    /// it reads whole frames. If the writer's clock is faster (or it delivered a burst) and more
+    /// than [`PcmRing::high_water`] samples wait, the oldest surplus is dropped down to that
+    /// mark, so the added delay stays bounded.
     pub fn read_elastic(&mut self, out: &mut [i16]) -> bool {
         let frame = out.len();
         if self.priming {
@@ -64,9 +65,9 @@ impl PcmRing {
             }
             self.priming = false;
         }
-        let high = 2 * frame + 2 * self.margin;
+        let high = self.high_water(frame);
         if self.buf.len() > high {
-            let excess = self.buf.len() - (frame + self.margin);
+            let excess = self.buf.len() - high;
             self.buf.drain(..excess);
             self.stats.overrun_samples += excess as u64;
         }
@@ -117,6 +118,12 @@ impl PcmRing {
         }
         self.read(out);
         true
+    }
+
+    /// Samples an elastic reader of `frame`-sample frames keeps at most: a frame, the margin,
+    /// and room for a burst of four margins or one frame, whichever is larger.
+    pub fn high_water(&self, frame: usize) -> usize {
+        frame + self.margin + frame.max(4 * self.margin)
     }
 
     /// Samples waiting.
@@ -180,10 +187,10 @@ mod tests {
         // Only the margin left: runs dry, primes again.
         assert!(!r.read_elastic(&mut out));
         assert_eq!(out, [5, 6, 0, 0]);
-        // A fast writer: the surplus beyond the high-water mark is dropped.
+        // A fast writer: the surplus beyond the high-water mark (4 + 2 + 8) is dropped.
         r.write(&[0; 40]);
         assert!(r.read_elastic(&mut out));
-        assert_eq!(r.len(), 2);
+        assert_eq!(r.len(), 14 - 4);
     }
 
     #[test]

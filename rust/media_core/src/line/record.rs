@@ -115,7 +115,10 @@ mod tests {
         let bytes = std::fs::read(&path).expect("read back");
         assert_eq!(bytes.len(), 44 + 12);
         assert_eq!(&bytes[..4], b"RIFF");
-        assert_eq!(u32::from_le_bytes([bytes[40], bytes[41], bytes[42], bytes[43]]), 12);
+        assert_eq!(
+            u32::from_le_bytes([bytes[40], bytes[41], bytes[42], bytes[43]]),
+            12
+        );
         assert_eq!(i16::from_le_bytes([bytes[44], bytes[45]]), 1);
         assert_eq!(i16::from_le_bytes([bytes[46], bytes[47]]), 4);
         assert_eq!(i16::from_le_bytes([bytes[54], bytes[55]]), 0);

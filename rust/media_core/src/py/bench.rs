@@ -9,7 +9,6 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::codec::g711::Law;
-use crate::codec::{Decoder, Encoder};
 use crate::engine::thread_cpu_ns;
 use crate::error::MediaError;
 use crate::line::{CodecKind, LineConfig, OpusConfig};
@@ -113,7 +112,14 @@ impl PyLoadGenerator {
             });
         }
         let result = py.detach(move || {
-            let r = generate(&sockets, &mut streams, &payload_sets, &samples_per_packet, ptime_ms, seconds);
+            let r = generate(
+                &sockets,
+                &mut streams,
+                &payload_sets,
+                &samples_per_packet,
+                ptime_ms,
+                seconds,
+            );
             (r, sockets)
         });
         let ((sent, late, received), sockets) = result;
@@ -298,7 +304,9 @@ fn run_stage(py: Python<'_>, stage: &str, pcm_8k: &[u8], frames: usize) -> PyRes
         .into());
     }
     let stage = stage.to_owned();
-    Ok(detach(py, move || super::bench_stages::run(&stage, &samples, frames))?)
+    Ok(detach(py, move || {
+        super::bench_stages::run(&stage, &samples, frames)
+    })?)
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

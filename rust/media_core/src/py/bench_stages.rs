@@ -45,7 +45,11 @@ pub(crate) fn run(stage: &str, speech: &[i16], frames: usize) -> Result<usize> {
             }
         }
         "opus_encode_8k" | "opus_decode_8k" | "opus_encode_48k" => {
-            let rate = if stage == "opus_encode_48k" { 48_000 } else { 8_000 };
+            let rate = if stage == "opus_encode_48k" {
+                48_000
+            } else {
+                8_000
+            };
             let mut enc = OpusEncoder::new(rate, 1, &OpusSettings::default())?;
             let mut up = Resampler::new(8_000, rate)?;
             let mut packets = Vec::with_capacity(frames);
@@ -97,7 +101,7 @@ pub(crate) fn run(stage: &str, speech: &[i16], frames: usize) -> Result<usize> {
             }
         }
         "jitter_push_pop" => {
-            let mut jb = JitterBuffer::new(JitterConfig {
+            let mut jb = JitterBuffer::try_new(JitterConfig {
                 clock_rate: 8000,
                 frame_samples: 160,
                 min_delay: Duration::from_millis(20),
@@ -108,8 +112,21 @@ pub(crate) fn run(stage: &str, speech: &[i16], frames: usize) -> Result<usize> {
                 Law::A.encode(f, &mut codes);
                 let now = Duration::from_millis(i as u64 * 20 + (i as u64 * 7 % 13));
                 // Swap neighbours now and then: the buffer reorders.
-                let seq = if i % 8 == 3 { i + 1 } else if i % 8 == 4 { i - 1 } else { i };
-                jb.push(now, seq as u16, (seq * 160) as u32, 7, false, &codes[..FRAME]);
+                let seq = if i % 8 == 3 {
+                    i + 1
+                } else if i % 8 == 4 {
+                    i - 1
+                } else {
+                    i
+                };
+                jb.push(
+                    now,
+                    seq as u16,
+                    (seq * 160) as u32,
+                    7,
+                    false,
+                    &codes[..FRAME],
+                );
                 match jb.pop(now) {
                     Playout::Packet(p) => pcm[0] = i16::from(p[0]),
                     Playout::Missing { .. } | Playout::Waiting => pcm[0] = 0,

@@ -239,7 +239,9 @@ impl PyLine {
     fn send_dtmf(&self, py: Python<'_>, digit: &str, duration_ms: u32) -> PyResult<()> {
         let mut chars = digit.chars();
         let (Some(d), None) = (chars.next(), chars.next()) else {
-            return Err(MediaError::invalid(format!("one DTMF digit expected, got {digit:?}")).into());
+            return Err(
+                MediaError::invalid(format!("one DTMF digit expected, got {digit:?}")).into(),
+            );
         };
         let (engine, id) = (Arc::clone(&self.engine), self.id);
         Ok(detach(py, move || engine.send_dtmf(id, d, duration_ms))?)
@@ -388,5 +390,12 @@ fn event_tuple<'py>(py: Python<'py>, id: u64, ev: LineEvent) -> PyResult<Bound<'
             "error"
         }
     };
-    PyTuple::new(py, [id.into_pyobject(py)?.into_any(), kind.into_pyobject(py)?.into_any(), d.into_any()])
+    PyTuple::new(
+        py,
+        [
+            id.into_pyobject(py)?.into_any(),
+            kind.into_pyobject(py)?.into_any(),
+            d.into_any(),
+        ],
+    )
 }
