@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -54,10 +55,8 @@ async def serve(config_path: str | None, duration: float | None) -> int:
             config.media.port_max,
         )
         log.info("gateway running; Ctrl-C stops it")
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=duration)
-        except TimeoutError:
-            pass
         log.info("stopping")
     return 0
 
@@ -67,13 +66,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
-        import uvloop
+    import uvloop
 
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        runner = asyncio.run
-    result: int = runner(serve(args.config, args.duration))
+    result: int = uvloop.run(serve(args.config, args.duration))
     return result
 
 

@@ -13,9 +13,12 @@ import numpy as np
 
 def rtp(pt: int, seq: int, ts: int, ssrc: int, payload: bytes, marker: bool = False) -> bytes:
     """An RTP packet (RFC 3550 §5.1), no CSRC or extension."""
-    return struct.pack(
-        "!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc
-    ) + payload
+    return (
+        struct.pack(
+            "!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc
+        )
+        + payload
+    )
 
 
 def parse_rtp(data: bytes) -> tuple[int, bool, int, int, int, bytes]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import audioop
 import gc
+import itertools
 import os
 import struct
 import wave
@@ -15,7 +16,14 @@ import pytest
 
 from tests.media.helpers import UdpPeer, level_at, paced, parse_rtp, rtp, tone
 from tgsip.media import InvalidArgumentError, LineConfig, MediaEngine
-from tgsip.media.events import DatagramReceived, DtmfReceived, MediaEvent, RecordingFinished, RemoteLatched, RtpTimeout
+from tgsip.media.events import (
+    DatagramReceived,
+    DtmfReceived,
+    MediaEvent,
+    RecordingFinished,
+    RemoteLatched,
+    RtpTimeout,
+)
 
 PCMA = LineConfig(codec="PCMA", payload_type=8, stats_interval_ms=0)
 OPUS = LineConfig(codec="opus", payload_type=111, stats_interval_ms=0)
@@ -85,7 +93,7 @@ async def test_g711_line_speaks_plain_rtp(engine: MediaEngine, peer: UdpPeer) ->
     assert {p[0] for p in parsed} == {8}
     assert all(len(p[5]) == 160 for p in parsed)
     seqs = [p[2] for p in parsed]
-    assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+    assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(seqs))
     decoded = [audioop.alaw2lin(p[5], 2) for p in parsed]
     toned = [d for d in decoded if audioop.rms(d, 2) > 1000]
     assert len(toned) >= 4
@@ -166,7 +174,10 @@ async def test_inband_digit_detected(engine: MediaEngine, peer: UdpPeer) -> None
     pcm = tone([852.0, 1477.0], 120, dbfs=-12) + bytes(2 * 8 * 200)  # digit 9, then silence
     frames = len(pcm) // 320
     for i in range(frames):
-        peer.send(rtp(8, i, 160 * i, 0x77, audioop.lin2alaw(pcm[i * 320 : (i + 1) * 320], 2)), line.local_address)
+        peer.send(
+            rtp(8, i, 160 * i, 0x77, audioop.lin2alaw(pcm[i * 320 : (i + 1) * 320], 2)),
+            line.local_address,
+        )
         await asyncio.sleep(0.02)
     ev = await next_event(line.events, DtmfReceived)
     assert (ev.digit, ev.method) == ("9", "inband")
@@ -216,7 +227,8 @@ async def test_recording_has_both_directions(engine: MediaEngine, tmp_path: Path
         b.pull_pcm()
     a.stop_recording()
     done = await next_event(a.events, RecordingFinished)
-    assert done.path == str(path) and done.duration_ms >= 800
+    assert done.path == str(path)
+    assert done.duration_ms >= 800
     with wave.open(str(path)) as w:
         assert (w.getnchannels(), w.getframerate()) == (2, 8000)
         frames = w.readframes(w.getnframes())
@@ -229,7 +241,14 @@ async def test_recording_has_both_directions(engine: MediaEngine, tmp_path: Path
 async def test_hostile_packets_are_counted_not_fatal(engine: MediaEngine, peer: UdpPeer) -> None:
     line = engine.open_line(PCMA, pcm_endpoint=True)
     line.start(*peer.address)
-    junk = [b"", b"\x00", b"\x80" * 5, b"\x40" + bytes(20), bytes(range(256)) * 5, b"\xa0\x08" + bytes(10)]
+    junk = [
+        b"",
+        b"\x00",
+        b"\x80" * 5,
+        b"\x40" + bytes(20),
+        bytes(range(256)) * 5,
+        b"\xa0\x08" + bytes(10),
+    ]
     for j in junk:
         peer.send(j, line.local_address)
     peer.send(rtp(99, 1, 0, 1, bytes(160)), line.local_address)  # not negotiated
@@ -248,7 +267,15 @@ def test_invalid_configuration_is_refused() -> None:
         with pytest.raises(InvalidArgumentError, match="unsupported codec"):
             engine.open_line(LineConfig(codec="gsm"))  # type: ignore[arg-type]
         with pytest.raises(InvalidArgumentError, match="complexity"):
-            engine.open_line(LineConfig(codec="opus", payload_type=111, opus=__import__("tgsip.media", fromlist=["OpusSettings"]).OpusSettings(complexity=11)))
+            engine.open_line(
+                LineConfig(
+                    codec="opus",
+                    payload_type=111,
+                    opus=__import__("tgsip.media", fromlist=["OpusSettings"]).OpusSettings(
+                        complexity=11
+                    ),
+                )
+            )
         line = engine.open_line(PCMA)
         with pytest.raises(InvalidArgumentError, match="pcm_endpoint"):
             line.push_pcm(bytes(160))

@@ -21,9 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs the chosen benchmark and prints its result."""
-    from tgsip.bench import media
+    from tgsip.bench.media import run as run_media
 
-    result = media.run(seconds=args.seconds, quiet=args.json)
+    result = run_media(seconds=args.seconds, quiet=args.json)
     json.dump(result, sys.stdout, indent=None if args.json else 2)
     sys.stdout.write("\n")
     return 0

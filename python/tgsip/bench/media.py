@@ -135,7 +135,11 @@ def _measure_calls(
 
 
 def _find_capacity(
-    start: int, seconds: float, speech_8k: bytes, opus_packets: list[bytes], transcode: bool,
+    start: int,
+    seconds: float,
+    speech_8k: bytes,
+    opus_packets: list[bytes],
+    transcode: bool,
     quiet: bool,
 ) -> dict[str, float]:
     """Measures at ``start`` pairs, then once more near the target load."""
@@ -175,7 +179,7 @@ async def _round_trip(engine: MediaEngine, cfg: LineConfig, pcm: bytes) -> bytes
 
 def _pesq(reference: bytes, degraded: bytes) -> float:
     import numpy as np
-    from pesq import pesq
+    from pesq import pesq  # type: ignore[import-untyped]
 
     ref = np.frombuffer(reference, dtype="<i2").astype(np.float32)
     deg = np.frombuffer(degraded, dtype="<i2").astype(np.float32)

@@ -19,15 +19,15 @@ from tgsip.media.errors import (
 
 __all__ = [
     "ClosedError",
-    "EngineConfig",
-    "Line",
-    "LineConfig",
-    "MediaEngine",
-    "OpusSettings",
     "CodecError",
+    "EngineConfig",
     "EngineIOError",
     "InvalidArgumentError",
+    "Line",
+    "LineConfig",
     "MediaCoreError",
+    "MediaEngine",
+    "OpusSettings",
     "PacketError",
     "g711",
 ]

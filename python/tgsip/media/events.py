@@ -62,7 +62,15 @@ class DatagramReceived(msgspec.Struct, frozen=True):
     data: bytes
 
 
-MediaEvent = DatagramReceived | DtmfReceived | RtpTimeout | RemoteLatched | LineStats | RecordingFinished | LineError
+MediaEvent = (
+    DatagramReceived
+    | DtmfReceived
+    | RtpTimeout
+    | RemoteLatched
+    | LineStats
+    | RecordingFinished
+    | LineError
+)
 
 
 def from_native(line_id: int, kind: str, fields: dict[str, Any]) -> MediaEvent:

@@ -33,9 +33,7 @@ class LoadGenerator:
     ) -> dict[str, int]:
         """Blocks for ``seconds`` (without the GIL) sending stream ``i`` to ``targets[i] =
         (host, port, payload_type, set)``, cycling through ``payload_sets[set]``."""
-        return dict(
-            self._native.run(targets, payload_sets, samples_per_packet, ptime_ms, seconds)
-        )
+        return dict(self._native.run(targets, payload_sets, samples_per_packet, ptime_ms, seconds))
 
 
 def encode_payloads(
@@ -60,8 +58,6 @@ def codec_floor_ns(
     frame: Opus encode at 8 kHz, Opus decode to 8 kHz, G.711 encode and decode; no RTP, jitter
     buffer, DTMF or sockets. Minimum of three passes."""
     return float(native.codec_floor_ns(pcm_8k, opus_packets, complexity, bitrate, 3))
-
-
 
 
 def run_stage(stage: str, pcm_8k: bytes, frames: int) -> int:

@@ -17,9 +17,12 @@ use crate::error::{MediaError, Result};
 use crate::line::{CodecKind, DtmfMode};
 use crate::rtp::{RtpHeader, RtpPacket};
 
+/// A line's codec pair and the PCM rate it runs at.
+pub type CodecPair = (Box<dyn Encoder>, Box<dyn Decoder>, u32);
+
 /// The encoder, decoder and PCM rate of a line's codec. G.711 runs at 8 kHz; Opus runs at the
 /// line's PCM rate (8, 16 or 48 kHz are all native Opus rates), so no resampler is needed.
-pub fn make_codec(cfg: &LineConfig) -> Result<(Box<dyn Encoder>, Box<dyn Decoder>, u32)> {
+pub fn make_codec(cfg: &LineConfig) -> Result<CodecPair> {
     match cfg.codec {
         CodecKind::Pcma | CodecKind::Pcmu => {
             let law = if cfg.codec == CodecKind::Pcma {

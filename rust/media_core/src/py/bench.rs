@@ -212,7 +212,7 @@ fn encode_payloads(
         ..LineConfig::default()
     };
     cfg.validate()?;
-    Ok(detach(py, move || {
+    detach(py, move || {
         let (mut enc, _, rate) = crate::line::make_codec(&cfg)?;
         if rate != sample_rate {
             return Err(MediaError::invalid(format!(
@@ -227,7 +227,7 @@ fn encode_payloads(
             payloads.push(out[..n].to_vec());
         }
         Ok(payloads)
-    })?)
+    })
 }
 
 /// The bare codec work of one two-way Opus ⇄ G.711 call, per 20 ms frame, measured over the
@@ -263,7 +263,7 @@ fn codec_floor_ns(
     if opus_packets.is_empty() || samples.len() < 160 {
         return Err(MediaError::invalid("need speech and Opus packets").into());
     }
-    Ok(detach(py, move || {
+    detach(py, move || {
         let mut best = f64::MAX;
         for _ in 0..repeats.max(1) {
             let (mut enc, mut dec, _) = crate::line::make_codec(&cfg)?;
@@ -284,7 +284,7 @@ fn codec_floor_ns(
             best = best.min(spent as f64 / frames as f64);
         }
         Ok(best)
-    })?)
+    })
 }
 
 /// Runs `frames` 20 ms frames of 8 kHz speech through one stage (see `benches/bench_media.py`
@@ -304,9 +304,9 @@ fn run_stage(py: Python<'_>, stage: &str, pcm_8k: &[u8], frames: usize) -> PyRes
         .into());
     }
     let stage = stage.to_owned();
-    Ok(detach(py, move || {
+    detach(py, move || {
         super::bench_stages::run(&stage, &samples, frames)
-    })?)
+    })
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

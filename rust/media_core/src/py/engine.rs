@@ -221,18 +221,18 @@ impl PyLine {
     fn start(&self, py: Python<'_>, host: &str, port: u16) -> PyResult<()> {
         let remote = SocketAddr::new(parse_ip(host)?, port);
         let (engine, id) = (Arc::clone(&self.engine), self.id);
-        Ok(detach(py, move || engine.start(id, remote))?)
+        detach(py, move || engine.start(id, remote))
     }
 
     /// Bridges this line with `other` (opened with `near=self` or vice versa).
     fn bridge(&self, py: Python<'_>, other: PyRef<'_, PyLine>) -> PyResult<()> {
         let (engine, a, b) = (Arc::clone(&self.engine), self.id, other.id);
-        Ok(detach(py, move || engine.bridge(a, b))?)
+        detach(py, move || engine.bridge(a, b))
     }
 
     fn unbridge(&self, py: Python<'_>) -> PyResult<()> {
         let (engine, id) = (Arc::clone(&self.engine), self.id);
-        Ok(detach(py, move || engine.unbridge(id))?)
+        detach(py, move || engine.unbridge(id))
     }
 
     #[pyo3(signature = (digit, duration_ms=100))]
@@ -244,22 +244,22 @@ impl PyLine {
             );
         };
         let (engine, id) = (Arc::clone(&self.engine), self.id);
-        Ok(detach(py, move || engine.send_dtmf(id, d, duration_ms))?)
+        detach(py, move || engine.send_dtmf(id, d, duration_ms))
     }
 
     fn start_recording(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let (engine, id) = (Arc::clone(&self.engine), self.id);
-        Ok(detach(py, move || engine.start_recording(id, path))?)
+        detach(py, move || engine.start_recording(id, path))
     }
 
     fn stop_recording(&self, py: Python<'_>) -> PyResult<()> {
         let (engine, id) = (Arc::clone(&self.engine), self.id);
-        Ok(detach(py, move || engine.stop_recording(id))?)
+        detach(py, move || engine.stop_recording(id))
     }
 
     fn set_sending(&self, py: Python<'_>, enabled: bool) -> PyResult<()> {
         let (engine, id) = (Arc::clone(&self.engine), self.id);
-        Ok(detach(py, move || engine.set_sending(id, enabled))?)
+        detach(py, move || engine.set_sending(id, enabled))
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -304,13 +304,13 @@ impl PyLine {
     fn send_datagram(&self, py: Python<'_>, host: &str, port: u16, data: Vec<u8>) -> PyResult<()> {
         let to = SocketAddr::new(parse_ip(host)?, port);
         let (engine, id) = (Arc::clone(&self.engine), self.id);
-        Ok(detach(py, move || engine.send_datagram(id, to, data))?)
+        detach(py, move || engine.send_datagram(id, to, data))
     }
 
     /// Closes the line (a running recording finishes first).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let (engine, id) = (Arc::clone(&self.engine), self.id);
-        Ok(detach(py, move || engine.close_line(id))?)
+        detach(py, move || engine.close_line(id))
     }
 
     fn __repr__(&self) -> String {
