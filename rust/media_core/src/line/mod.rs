@@ -43,6 +43,14 @@ const RING_CAPACITY_MS: u32 = 200;
 /// Ticks a line may fall behind before it skips ahead instead of catching up.
 const MAX_CATCH_UP_TICKS: u32 = 5;
 
+/// Packet slots a line's jitter buffer needs: the largest delay in packets, plus room for
+/// reordering and a burst. Slots are preallocated (up to 1,500 bytes each), so this is most of a
+/// line's memory.
+fn jitter_slots(cfg: &LineConfig) -> usize {
+    let max_ms = cfg.jitter_max_delay.as_millis() as usize;
+    max_ms / cfg.ptime_ms as usize + 8
+}
+
 /// How a digit reached the line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DtmfSource {
@@ -203,7 +211,7 @@ impl Line {
             frame_samples: cfg.rtp_samples_per_packet(),
             min_delay: cfg.jitter_min_delay,
             max_delay: cfg.jitter_max_delay,
-            max_packets: 64,
+            max_packets: jitter_slots(&cfg),
         })?;
         Ok(Self {
             res_in: Resampler::new(codec_rate, cfg.pcm_rate)?,
