@@ -470,6 +470,16 @@ fn hostile_stream_keeps_memory_bounded() {
     let s = jb.stats();
     assert!(s.buffered_packets <= 64);
     assert!(s.target_delay_ms <= 400);
+    // Extreme clock values from a confused caller do not overflow anything.
+    for now in [
+        Duration::MAX,
+        Duration::ZERO,
+        Duration::from_secs(u64::MAX / 2),
+    ] {
+        jb.push(now, 1, u32::MAX, 1, true, &[1]);
+        jb.push(now, 2, 0, 1, false, &[1]);
+        let _ = jb.pop(now);
+    }
 }
 
 #[test]

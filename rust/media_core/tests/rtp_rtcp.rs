@@ -278,3 +278,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn extreme_times_do_not_panic() {
+    let mut s = RtcpScheduler::new(Duration::MAX, 1);
+    assert!(s.due(Duration::MAX));
+    let mut r = ReceiverStats::new(48_000);
+    r.update(Duration::ZERO, 1, 0, 1);
+    r.update(Duration::MAX, 2, u32::MAX, 1);
+    r.on_sender_report(Duration::ZERO, NtpTime(u64::MAX));
+    let _ = r.report_block(Duration::MAX);
+}
