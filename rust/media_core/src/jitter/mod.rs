@@ -252,8 +252,14 @@ pub struct JitterBuffer {
     stats: JitterStats,
 }
 
+/// Time values are kept within ±i64::MAX/8 µs (about 36,000 years) so that the sums and
+/// differences below cannot overflow whatever `now` or timestamps a caller passes.
+const TIME_LIMIT_US: i64 = i64::MAX / 8;
+
 fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+    i64::try_from(d.as_micros())
+        .unwrap_or(TIME_LIMIT_US)
+        .min(TIME_LIMIT_US)
 }
 
 impl JitterBuffer {
@@ -337,7 +343,7 @@ impl JitterBuffer {
     fn ts_us(&self, ext_ts: u64) -> i64 {
         let units = i128::from(ext_ts) - i128::from(self.anchor_ts);
         let us = units * 1_000_000 / i128::from(self.cfg.clock_rate);
-        us.clamp(i128::from(i64::MIN / 4), i128::from(i64::MAX / 4)) as i64
+        us.clamp(i128::from(-TIME_LIMIT_US), i128::from(TIME_LIMIT_US)) as i64
     }
 
     fn clear_slots(&mut self) {
@@ -524,7 +530,17 @@ impl JitterBuffer {
                     });
                 } else {
                     self.stats.packets_late += 1;
-                    self.stats.packets_lost = self.stats.packets_lost.saturating_sub(1);
+                    if ext_seq >= self.next_seq {
+                        // Late by timestamp before its sequence number was skipped: skip it now
+                        // so playout does not also count it as lost.
+                        let before_head =
+                            self.head().is_none_or(|h| self.slots[h].ext_seq > ext_seq);
+                        if before_head {
+                            self.next_seq = ext_seq + 1;
+                        }
+                    } else {
+                        self.stats.packets_lost = self.stats.packets_lost.saturating_sub(1);
+                    }
                     let d = arrival_us - self.ts_us(ext_ts);
                     if let Some(min) = self.min_d {
                         let bumped = self.clamp_target(self.round_up_frames(d - min));
@@ -564,7 +580,7 @@ impl JitterBuffer {
             Some(r) => PushOutcome::Resync(r),
             None => PushOutcome::Accepted,
         };
-        if ext_seq - self.next_seq >= cap {
+        if ext_seq.saturating_sub(self.next_seq) >= cap {
             let new_next = ext_seq + 1 - cap;
             for i in 0..self.slots.len() {
                 if self.slots[i].used && self.slots[i].ext_seq < new_next {
@@ -705,7 +721,11 @@ impl JitterBuffer {
                 };
             }
             // The head is due now.
-            if cur < self.target_us && !self.in_silence {
+            if cur < self.target_us {
+                if self.in_silence {
+                    // Lengthen the silence before the talkspurt: growing costs nothing here.
+                    return Playout::Waiting;
+                }
                 self.stats.inserted_frames += 1;
                 return Playout::Missing { next: None };
             }

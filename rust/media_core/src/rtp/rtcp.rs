@@ -596,7 +596,7 @@ impl RtcpScheduler {
             next: now,
             interval: Self::INTERVAL,
         };
-        s.next = now + s.randomised(Self::INTERVAL / 2);
+        s.next = now.saturating_add(s.randomised(Self::INTERVAL / 2));
         s
     }
 
@@ -616,7 +616,7 @@ impl RtcpScheduler {
             return false;
         }
         let t = self.randomised(self.interval);
-        self.next = now + t;
+        self.next = now.saturating_add(t);
         true
     }
 }

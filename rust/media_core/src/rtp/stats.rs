@@ -161,10 +161,12 @@ impl ReceiverStats {
                         return ReceiveOutcome::Stray;
                     }
                 } else if let Some((t0, ts0)) = self.last_transit_ts {
-                    let elapsed = duration_to_ts(now.saturating_sub(t0), self.clock_rate) as i64;
+                    let elapsed =
+                        i64::try_from(duration_to_ts(now.saturating_sub(t0), self.clock_rate))
+                            .unwrap_or(i64::MAX);
                     let moved = i64::from(ts_delta(timestamp, ts0));
                     let limit = i64::from(self.clock_rate) * TS_JUMP_SECONDS as i64;
-                    if (moved - elapsed).abs() > limit {
+                    if moved.saturating_sub(elapsed).saturating_abs() > limit {
                         self.restart(ssrc, seq);
                         reason = Some(ResyncReason::TimestampJump);
                     }
