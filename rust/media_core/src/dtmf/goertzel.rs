@@ -257,6 +257,22 @@ impl DtmfDetector {
         }
     }
 
+    /// Clears the filters and the digit state without reporting an end (the sample position keeps
+    /// counting).
+    pub fn reset(&mut self) {
+        self.s1 = [0.0; 8];
+        self.s2 = [0.0; 8];
+        self.first = [(0.0, 0.0); 8];
+        self.prev_second = [(0.0, 0.0); 8];
+        self.in_half = 0;
+        self.second_half = false;
+        self.energy = 0.0;
+        self.block_start = self.pos;
+        self.prev_hit = None;
+        self.current = None;
+        self.misses = 0;
+    }
+
     /// Ends a digit in progress (for example when the call ends), reporting its end.
     pub fn flush<F: FnMut(DtmfEvent)>(&mut self, mut on_event: F) {
         if let Some((digit, start)) = self.current.take() {
@@ -632,6 +648,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn reset_and_flush() {
+        let pcm = digit_signal(8000, '9', 0.0, -10.0, -10.0, 200);
+        let mut det = DtmfDetector::new(8000).unwrap();
+        let mut events = Vec::new();
+        det.process(&pcm[..1200], |e| events.push(e));
+        assert_eq!(det.current_digit(), Some('9'));
+        det.flush(|e| events.push(e));
+        assert!(matches!(
+            events[..],
+            [DtmfEvent::Begin { .. }, DtmfEvent::End { digit: '9', .. }]
+        ));
+        det.reset();
+        assert_eq!(det.current_digit(), None);
+        det.process(&pcm[1200..], |e| events.push(e));
+        assert!(matches!(events[2], DtmfEvent::Begin { digit: '9', .. }));
+        assert_eq!(det.position(), pcm.len() as u64);
     }
 
     #[test]
