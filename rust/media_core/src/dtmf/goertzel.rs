@@ -12,19 +12,19 @@
 //! 1. *Energy*: the strongest row and column tone must each reach `min_level_dbm0` (−38 dBm0 by
 //!    default: 26 dB of dynamic range below a −10 dBm0 sender with 8 dB twist to spare, and
 //!    safely above the −42 dBm0 that must never be detected).
-//! 2. *Twist*: the column tone may be up to `normal_twist_db` (8 dB) weaker or
-//!    `reverse_twist_db` (4 dB) stronger than the row tone, plus 2.5 dB of allowance: a tone
-//!    1.5 % off its nominal frequency loses up to 1.4 dB in its Goertzel filter, and the other
-//!    tone's leakage moves single-block readings by about ±1 dB more.
-//! 3. *Relative peak*: every other tone of each group is at least 6 dB below the strongest.
-//! 4. *Purity*: the two tones, their powers corrected for the Goertzel loss at their measured
-//!    frequency offset, carry at least −0.8 dB of the block's total energy (speech and music
-//!    spread their energy; a DTMF pair does not). This is the main talk-off defence.
-//! 5. *Frequency*: the phase advance from half to half (over the block and from the previous
-//!    block's second half) gives each tone's actual frequency;
-//!    both must lie within ±2.5 % of nominal — half-way between the ±1.5 % that must be accepted
-//!    and the ±3.5 % that must be rejected (a fixed-length Goertzel cannot make that distinction
-//!    at both 697 and 1633 Hz by magnitude alone).
+//! 2. *Relative peak*: every other tone of each group is at least 6 dB below the strongest.
+//! 3. *Frequency*: the phase advance from half to half (over the block and from the previous
+//!    block's second half) gives each tone's actual frequency; both must lie within ±2.5 % of
+//!    nominal — half-way between the ±1.5 % that must be accepted and the ±3.5 % that must be
+//!    rejected (a fixed-length Goertzel cannot make that distinction at both 697 and 1633 Hz by
+//!    magnitude alone). Each tone's power is then corrected for the Goertzel loss at its
+//!    measured offset.
+//! 4. *Twist*: the column tone may be up to `normal_twist_db` (8 dB) weaker or
+//!    `reverse_twist_db` (4 dB) stronger than the row tone, plus 2.5 dB of allowance for the
+//!    other tone's leakage, which moves single-block readings by up to about ±1.5 dB.
+//! 5. *Purity*: the two corrected tone powers carry at least −0.8 dB of the block's total energy
+//!    (speech and music spread their energy; a DTMF pair does not). This is the main talk-off
+//!    defence.
 //!
 //! A digit begins after **two successive blocks** agree (so ≥ 25.5 ms of tone; a 40 ms tone always
 //! spans two whole blocks) and ends after **three successive blocks** do not (up to two missed
