@@ -169,6 +169,13 @@ impl EventReceiver {
         }
     }
 
+    /// Forgets the current event and the timestamps seen, without reporting an end (for an SSRC
+    /// change or a timestamp jump the line has detected).
+    pub fn reset(&mut self) {
+        self.current = None;
+        self.last_ts = None;
+    }
+
     /// The event code being received, if any.
     pub fn active(&self) -> Option<u8> {
         self.current.map(|a| a.event)
@@ -404,6 +411,11 @@ impl EventSender {
         self.queue[(self.head + self.len) % SENDER_QUEUE] = (event, units.max(self.ptime));
         self.len += 1;
         Ok(())
+    }
+
+    /// Drops the queued events; an event already being sent still completes with its end packets.
+    pub fn clear_queue(&mut self) {
+        self.len = 0;
     }
 
     /// Events waiting, not counting the one being sent.
@@ -801,6 +813,12 @@ mod tests {
         }
         assert!(tx.queue(1).is_err());
         assert_eq!(tx.pending(), SENDER_QUEUE);
+        assert!(tx.next_packet(0).is_some_and(|p| p.marker));
+        tx.clear_queue();
+        assert_eq!(tx.pending(), 0);
+        let rest: Vec<EventPacket> = (1..20).filter_map(|i| tx.next_packet(i * 160)).collect();
+        assert_eq!(rest.iter().filter(|p| p.event.end).count(), 3);
+        assert!(!tx.is_active());
     }
 
     #[test]

@@ -20,7 +20,8 @@
 
 use crate::error::{MediaError, Result};
 
-/// Filter taps per polyphase branch (the prototype has `TAPS_PER_PHASE × R − 1` taps).
+/// Filter taps per polyphase branch (the prototype has `TAPS_PER_PHASE × R − 1` taps); a
+/// multiple of 4 for the up-sampling kernel.
 const TAPS_PER_PHASE: usize = 56;
 /// Kaiser window β for about 65 dB stop-band attenuation (β = 0.1102 × (A − 8.7)).
 const KAISER_BETA: f64 = 6.2;
@@ -42,7 +43,8 @@ pub struct Resampler {
     from_hz: u32,
     to_hz: u32,
     kind: Kind,
-    /// Up: `R` branches of `TAPS_PER_PHASE` coefficients each, time-reversed. Down: the whole
+    /// Up: `TAPS_PER_PHASE` taps (time-reversed), each holding its `R` branch coefficients
+    /// side by side so one pass over the window yields all `R` outputs. Down: the whole
     /// prototype, time-reversed.
     coeffs: Vec<f32>,
     /// Filter history followed by the current chunk, as floats.
@@ -124,7 +126,7 @@ impl Resampler {
                 for p in 0..r {
                     for j in 0..TAPS_PER_PHASE {
                         let idx = (TAPS_PER_PHASE - 1 - j) * r + p;
-                        c[p * TAPS_PER_PHASE + j] = h.get(idx).copied().unwrap_or(0.0) as f32;
+                        c[j * r + p] = h.get(idx).copied().unwrap_or(0.0) as f32;
                     }
                 }
                 (c, TAPS_PER_PHASE - 1)
@@ -223,12 +225,17 @@ impl Resampler {
             let n = chunk.len();
             match self.kind {
                 Kind::Up(r) => {
+                    let mut tmp = [0.0f32; 6];
                     for i in 0..n {
                         let window = &self.buf[i..i + TAPS_PER_PHASE];
-                        for p in 0..r {
-                            let c = &self.coeffs[p * TAPS_PER_PHASE..(p + 1) * TAPS_PER_PHASE];
+                        match r {
+                            2 => up_taps::<2>(&self.coeffs, window, &mut tmp),
+                            3 => up_taps::<3>(&self.coeffs, window, &mut tmp),
+                            _ => up_taps::<6>(&self.coeffs, window, &mut tmp),
+                        }
+                        for &v in &tmp[..r] {
                             if let Some(o) = out.get_mut(written) {
-                                *o = saturate(dot(c, window));
+                                *o = saturate(v);
                             }
                             written += 1;
                         }
@@ -252,6 +259,23 @@ impl Resampler {
             self.buf.copy_within(n..n + hist, 0);
         }
         written.min(out.len())
+    }
+}
+
+/// All `L` polyphase outputs for one input position: `out[p] = Σ_j coeffs[j·L + p] · window[j]`.
+#[inline]
+fn up_taps<const L: usize>(coeffs: &[f32], window: &[f32], out: &mut [f32; 6]) {
+    // Four independent accumulator sets (taps j mod 4) so the adds do not wait on each other.
+    let mut acc = [[0.0f32; L]; 4];
+    for (c, x) in coeffs.chunks_exact(4 * L).zip(window.chunks_exact(4)) {
+        for q in 0..4 {
+            for p in 0..L {
+                acc[q][p] += c[q * L + p] * x[q];
+            }
+        }
+    }
+    for p in 0..L {
+        out[p] = (acc[0][p] + acc[1][p]) + (acc[2][p] + acc[3][p]);
     }
 }
 
