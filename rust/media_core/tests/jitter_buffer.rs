@@ -521,3 +521,57 @@ proptest! {
         let _ = jb.stats();
     }
 }
+
+#[test]
+fn full_ring_discards_the_oldest() {
+    let mut jb = JitterBuffer::new(JitterConfig {
+        max_packets: 8,
+        ..cfg()
+    });
+    // A burst of 12 packets at once before any playout.
+    let mut outcomes = Vec::new();
+    for i in 0..12u16 {
+        outcomes.push(jb.push(Duration::ZERO, i, 160 * u32::from(i), 1, false, &payload(i)));
+    }
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == PushOutcome::Overflow)
+            .count(),
+        4
+    );
+    assert_eq!(jb.buffered(), 8);
+    assert_eq!(jb.stats().packets_overflow, 4);
+    let outs = ticks(&mut jb, 1, 20);
+    assert_eq!(played(&outs).first(), Some(&4));
+}
+
+#[test]
+fn marker_after_a_pause_without_timestamp_advance_resyncs() {
+    let mut jb = JitterBuffer::new(cfg());
+    for i in 0..10u16 {
+        jb.push(
+            TICK * u32::from(i),
+            i,
+            160 * u32::from(i),
+            1,
+            i == 0,
+            &payload(i),
+        );
+        pop(&mut jb, TICK * u32::from(i) + Duration::from_millis(1));
+    }
+    // 0.3 s pause, the sender's timestamps did not advance (held call): the new talkspurt's
+    // first packet would be late on the old timeline.
+    for t in 10..25u32 {
+        pop(&mut jb, TICK * t + Duration::from_millis(1));
+    }
+    let r = jb.push(TICK * 25, 10, 1600, 1, true, &payload(10));
+    assert_eq!(r, PushOutcome::Resync(ResyncReason::Talkspurt));
+    let mut outs = Vec::new();
+    for i in 26..40u32 {
+        let seq = (i - 15) as u16;
+        jb.push(TICK * i, seq, 160 * u32::from(seq), 1, false, &payload(seq));
+        outs.push(pop(&mut jb, TICK * i + Duration::from_millis(1)));
+    }
+    assert_eq!(played(&outs).first(), Some(&10));
+}

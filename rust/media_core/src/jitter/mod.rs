@@ -12,9 +12,10 @@
 //!   concealed ([`Playout::Missing`]), a timestamp gap without a sequence gap is silence (DTX,
 //!   suppressed silence: [`Playout::Waiting`]).
 //! * **Delay measurement.** For each packet, `d = arrival − timestamp` (both in µs); over a
-//!   sliding window of 10 s (at most 1024 packets), `r = d − min(d)` is the packet's delay
-//!   relative to the fastest one. The *target delay* is the 95th percentile of `r`, rounded up
-//!   to whole frames and clamped to `[min_delay, max_delay]`. The *current delay* is
+//!   sliding window of 10 s (at most 512 packets, so 5.12 s at 10 ms packets),
+//!   `r = d − min(d)` is the packet's delay relative to the fastest one. The *target delay*
+//!   is the 95th percentile of `r`, rounded up to whole frames and clamped to
+//!   `[min_delay, max_delay]`. The *current delay* is
 //!   `now − time(play_ts) − min(d)`: a packet is on time exactly when its `r` is at most the
 //!   current delay. Because `min(d)` follows the window, a sender clock running slightly fast
 //!   or slow (skew) shows up as a drifting current delay, which the adaptation below corrects.
@@ -54,7 +55,7 @@ pub const MAX_PAYLOAD: usize = 1500;
 pub const MAX_PACKETS_LIMIT: usize = 1024;
 const MIN_PACKETS: usize = 4;
 const WINDOW: Duration = Duration::from_secs(10);
-const WINDOW_CAP: usize = 1024;
+const WINDOW_CAP: usize = 512;
 const RECOMPUTE_EVERY: u32 = 8;
 const MAX_DROPOUT: u64 = 3000;
 const MAX_MISORDER: u64 = 100;
@@ -333,6 +334,16 @@ impl JitterBuffer {
     /// Packets currently buffered.
     pub fn buffered(&self) -> usize {
         self.buffered
+    }
+
+    /// Heap and inline bytes this buffer holds (fixed at construction): about
+    /// `max_packets × 1540 + 12.5 KiB`.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.data.capacity()
+            + self.slots.capacity() * std::mem::size_of::<Slot>()
+            + (self.win_arrival.capacity() + self.win_d.capacity() + self.scratch.capacity())
+                * std::mem::size_of::<i64>()
     }
 
     /// The current target delay.
