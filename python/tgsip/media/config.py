@@ -45,6 +45,9 @@ class LineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
       :class:`~tgsip.media.events.DatagramReceived` events (RFC 7983), and let
       :meth:`~tgsip.media.engine.Line.send_datagram` answer from the same socket: ICE and DTLS
       run in Python while media stays in the engine (the native Telegram leg's plug-in point).
+    * ``rtcp_mux``: send RTCP sender/receiver reports on the RTP port (RFC 5761, when the SDP
+      negotiated ``a=rtcp-mux``); the far end's reports give ``rtt_ms`` and loss in
+      :meth:`~tgsip.media.engine.Line.stats`.
     """
 
     codec: Codec = "PCMA"
@@ -61,6 +64,7 @@ class LineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     jitter_max_ms: int = 300
     stats_interval_ms: int = 5000
     forward_non_rtp: bool = False
+    rtcp_mux: bool = False
 
 
 __all__ = ["Codec", "DtmfMethod", "EngineConfig", "LineConfig", "OpusSettings", "PcmRate", "Ptime"]

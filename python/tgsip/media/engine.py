@@ -142,6 +142,7 @@ class MediaEngine:
             jitter_max_ms=c.jitter_max_ms,
             stats_interval_ms=c.stats_interval_ms,
             forward_non_rtp=c.forward_non_rtp,
+            rtcp_mux=c.rtcp_mux,
         )
         line = Line(raw, config)
         self._lines[line.id] = line

@@ -140,3 +140,58 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn rtcp_reports_give_round_trip_and_loss() {
+    let cfg = LineConfig {
+        rtcp_mux: true,
+        stats_interval: Duration::ZERO,
+        ..LineConfig::default()
+    };
+    let mut a = Line::new(cfg.clone(), 11, 1, 1).expect("a");
+    let mut b = Line::new(cfg, 22, 2, 2).expect("b");
+    a.set_wall_clock(Duration::from_secs(1_800_000_000));
+    b.set_wall_clock(Duration::from_secs(1_800_000_000));
+    a.start(Duration::ZERO, addr(2));
+    b.start(Duration::ZERO, addr(1));
+    // A 30 ms one-way path each way; every 10th packet from a to b is lost.
+    let delay = Duration::from_millis(30);
+    let mut to_b: Vec<(Duration, Vec<u8>)> = Vec::new();
+    let mut to_a: Vec<(Duration, Vec<u8>)> = Vec::new();
+    let mut sent_a = 0u64;
+    for step in 0..2000u64 {
+        let now = Duration::from_millis(step * 10);
+        a.push_pcm(&sine(500.0, 8000, 80, step as usize * 80, 4000.0));
+        b.push_pcm(&sine(900.0, 8000, 80, step as usize * 80, 4000.0));
+        a.tick(now, &mut |_, p| {
+            let rtcp = p.len() > 1 && (200..=207).contains(&p[1]);
+            if rtcp || sent_a % 10 != 5 {
+                to_b.push((now + delay, p.to_vec()));
+            }
+            if !rtcp {
+                sent_a += 1;
+            }
+        });
+        b.tick(now, &mut |_, p| to_a.push((now + delay, p.to_vec())));
+        for (queue, line, from) in [(&mut to_b, &mut b, addr(1)), (&mut to_a, &mut a, addr(2))] {
+            let due: Vec<_> = queue.iter().filter(|(t, _)| *t <= now).cloned().collect();
+            queue.retain(|(t, _)| *t > now);
+            for (_, p) in due {
+                line.handle_rtp(now, from, &p);
+            }
+        }
+        let mut f = [0i16; 80];
+        a.pull_pcm(&mut f);
+        b.pull_pcm(&mut f);
+    }
+    let sa = a.stats();
+    let sb = b.stats();
+    assert!(sa.rtcp_received >= 3 && sb.rtcp_received >= 3, "{sa:?} {sb:?}");
+    let rtt = sa.remote.rtt_ms.expect("a round-trip time");
+    // 60 ms of path plus up to one 10 ms tick of report scheduling on each side.
+    assert!((55.0..=85.0).contains(&rtt), "rtt {rtt}");
+    // b sees about 10 % of a's packets missing and says so in its reports to a.
+    assert!((0.05..=0.15).contains(&sa.remote.fraction_lost), "{:?}", sa.remote);
+    let lost_ratio = sb.rtp_lost as f64 / sb.rtp_expected as f64;
+    assert!((0.08..=0.12).contains(&lost_ratio), "b lost {lost_ratio}");
+}

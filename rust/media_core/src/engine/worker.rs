@@ -44,6 +44,8 @@ struct Worker {
     events: Arc<EventQueue>,
     load: Arc<WorkerLoad>,
     batch: Vec<(u64, LineEvent)>,
+    /// Wall-clock time (since the Unix epoch) at `epoch`, for RTCP.
+    wall_at_epoch: Duration,
     /// Sockets that still had datagrams when their read budget ran out.
     backlog: Vec<u64>,
     scratch: Vec<i16>,
@@ -65,6 +67,10 @@ pub(super) fn spawn(index: usize, epoch: Instant, events: Arc<EventQueue>) -> Re
         events,
         load: Arc::clone(&load),
         batch: Vec::new(),
+        wall_at_epoch: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_sub(epoch.elapsed()),
         backlog: Vec::new(),
         scratch: Vec::new(),
     };
@@ -241,6 +247,8 @@ impl Worker {
                 socket,
                 endpoint,
             } => {
+                let mut line = line;
+                line.set_wall_clock(self.wall_at_epoch);
                 let mut socket = UdpSocket::from_std(socket);
                 self.poll
                     .registry()
@@ -264,6 +272,8 @@ impl Worker {
                     .remove(&id)
                     .ok_or_else(|| MediaError::Closed(format!("line {id} is not open")))?;
                 slot.line.stop_recording();
+                let sock = &slot.socket;
+                slot.line.finish(&mut |addr, bytes| send(sock, addr, bytes));
                 while let Some(ev) = slot.line.poll_event() {
                     self.batch.push((id, ev));
                 }

@@ -136,6 +136,9 @@ pub struct LineConfig {
     /// (RFC 7983 demultiplexing), so ICE and DTLS can run in Python on the socket the engine
     /// owns (the native Telegram leg).
     pub forward_non_rtp: bool,
+    /// Send RTCP reports on the RTP port (RFC 5761, negotiated with `a=rtcp-mux`). Incoming
+    /// multiplexed RTCP is always read.
+    pub rtcp_mux: bool,
 }
 
 impl Default for LineConfig {
@@ -155,6 +158,7 @@ impl Default for LineConfig {
             jitter_max_delay: Duration::from_millis(300),
             stats_interval: Duration::from_secs(5),
             forward_non_rtp: false,
+            rtcp_mux: false,
         }
     }
 }

@@ -14,6 +14,7 @@
 pub mod config;
 pub mod pcm_ring;
 pub mod record;
+mod rtcp;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -23,6 +24,8 @@ use std::time::Duration;
 pub use config::{CodecKind, DtmfMode, LineConfig, OpusConfig};
 pub use pcm_ring::{PcmRing, RingStats};
 use record::Recorder;
+pub use rtcp::RemoteReport;
+use rtcp::RtcpSession;
 
 use crate::codec::{Decoder, Encoder};
 use crate::error::{MediaError, Result};
@@ -85,6 +88,14 @@ pub struct LineStats {
     pub send_underrun_samples: u64,
     /// Samples dropped because the peer's PCM arrived faster than it was sent.
     pub send_overrun_samples: u64,
+    /// Packets of the incoming stream expected and lost, as RFC 3550 §6.4.1 counts them.
+    pub rtp_expected: u64,
+    /// See `rtp_expected`.
+    pub rtp_lost: i64,
+    /// RTCP packets received (reports about our stream are in `remote`).
+    pub rtcp_received: u64,
+    /// What the far end's RTCP reports say about our stream, and the round-trip time.
+    pub remote: RemoteReport,
 }
 
 /// What a line reports to the control plane.
@@ -184,6 +195,8 @@ pub struct Line {
     stats: LineStats,
     recorder: Option<Recorder>,
     events: VecDeque<LineEvent>,
+    rtcp: RtcpSession,
+    wall_offset: Duration,
 }
 
 impl std::fmt::Debug for Line {
@@ -225,7 +238,7 @@ impl Line {
             sent_frame: vec![0; pcm_frame],
             payload: vec![0; MAX_PACKET_BYTES],
             packet: vec![0; MAX_PACKET_BYTES],
-            cfg,
+            cfg: cfg.clone(),
             remote: None,
             latched: false,
             send_enabled: true,
@@ -250,6 +263,14 @@ impl Line {
             stats: LineStats::default(),
             recorder: None,
             events: VecDeque::new(),
+            rtcp: RtcpSession::new(
+                Duration::ZERO,
+                u64::from(ssrc) << 16 | u64::from(seq),
+                cfg.codec.rtp_clock_rate(),
+                Duration::ZERO,
+                cfg.rtcp_mux,
+            ),
+            wall_offset: Duration::ZERO,
         })
     }
 
@@ -263,12 +284,33 @@ impl Line {
         self.remote
     }
 
+    /// Sets the wall-clock time (since the Unix epoch) at `now == 0`, for RTCP's NTP fields.
+    pub fn set_wall_clock(&mut self, unix_at_zero: Duration) {
+        self.wall_offset = unix_at_zero;
+    }
+
+    /// Sends an RTCP BYE (with `rtcp_mux`) before the line goes away.
+    pub fn finish(&mut self, sink: &mut dyn FnMut(SocketAddr, &[u8])) {
+        let ssrc = self.tx.ssrc;
+        if let (Some(remote), Some(bye)) = (self.remote, self.rtcp.bye(ssrc)) {
+            sink(remote, bye);
+        }
+    }
+
     /// Sets the remote address from the SDP and starts the line's clock at `now`.
     pub fn start(&mut self, now: Duration, remote: SocketAddr) {
         self.remote = Some(remote);
         self.latched = false;
         if self.started_at.is_none() {
             self.started_at = Some(now);
+            // Reports start about 2.5 s after the line does (RFC 3550 §6.2: half an interval).
+            self.rtcp = RtcpSession::new(
+                now,
+                u64::from(self.tx.ssrc) << 16 | u64::from(self.tx.seq),
+                self.cfg.codec.rtp_clock_rate(),
+                self.wall_offset,
+                self.cfg.rtcp_mux,
+            );
             self.next_tick = Some(now);
             if !self.cfg.stats_interval.is_zero() {
                 self.next_stats = Some(now + self.cfg.stats_interval);
@@ -351,7 +393,12 @@ impl Line {
             }
         }
         if data.len() >= 2 && (200..=207).contains(&data[1]) {
-            // RTCP multiplexed on the RTP port (RFC 5761): not audio.
+            // RTCP multiplexed on the RTP port (RFC 5761).
+            if self.rtcp.on_rtcp(now, data, self.tx.ssrc) {
+                self.stats.rtcp_received += 1;
+            } else {
+                self.stats.malformed += 1;
+            }
             return None;
         }
         let Ok(pkt) = RtpPacket::parse(data) else {
@@ -381,6 +428,9 @@ impl Line {
             return None;
         }
         self.stats.packets_received += 1;
+        if !is_event {
+            self.rtcp.on_rtp(now, pkt.sequence, pkt.timestamp, pkt.ssrc);
+        }
         self.last_rx = Some(now);
         self.timeout_reported = false;
         if self.rx_ssrc != Some(pkt.ssrc) {
@@ -466,6 +516,11 @@ impl Line {
         }
         self.next_tick = Some(next);
         self.check_timers(now);
+        if let Some(remote) = self.remote {
+            if let Some(report) = self.rtcp.poll_send(now, self.tx.ssrc, self.tx.ts) {
+                sink(remote, report);
+            }
+        }
     }
 
     /// When [`Line::tick`] next has work.
@@ -485,6 +540,8 @@ impl Line {
         let ring = self.from_peer.stats();
         s.send_underrun_samples = ring.underrun_samples;
         s.send_overrun_samples = ring.overrun_samples;
+        (s.rtp_expected, s.rtp_lost) = self.rtcp.incoming();
+        s.remote = self.rtcp.remote();
         s
     }
 
@@ -580,6 +637,7 @@ impl Line {
         ) {
             self.tx.seq = self.tx.seq.wrapping_add(1);
             self.stats.packets_sent += 1;
+            self.rtcp.on_sent(n);
             self.tx.marker_next = false;
             sink(remote, &self.packet[..len]);
         }

@@ -77,7 +77,7 @@ impl PyEngine {
         detect_inband_dtmf=true, symmetric_rtp=true, rtp_timeout_ms=30_000, pcm_rate=8000,
         pcm_endpoint=false, near=None, opus_bitrate=24_000, opus_complexity=5, opus_fec=true,
         opus_dtx=false, opus_loss_percent=5, jitter_min_ms=20, jitter_max_ms=300,
-        stats_interval_ms=5_000, forward_non_rtp=false
+        stats_interval_ms=5_000, forward_non_rtp=false, rtcp_mux=false
     ))]
     #[allow(clippy::too_many_arguments)]
     fn open_line(
@@ -103,6 +103,7 @@ impl PyEngine {
         jitter_max_ms: u64,
         stats_interval_ms: u64,
         forward_non_rtp: bool,
+        rtcp_mux: bool,
     ) -> PyResult<PyLine> {
         let cfg = LineConfig {
             codec: CodecKind::from_name(codec)?,
@@ -125,6 +126,7 @@ impl PyEngine {
             jitter_max_delay: ms(jitter_max_ms, "jitter_max_ms", 2_000)?,
             stats_interval: ms(stats_interval_ms, "stats_interval_ms", 3_600_000)?,
             forward_non_rtp,
+            rtcp_mux,
         };
         let near_id = near.map(|l| l.id);
         let engine = Arc::clone(&self.engine);
@@ -336,6 +338,14 @@ fn stats_dict<'py>(py: Python<'py>, s: &LineStats) -> PyResult<Bound<'py, PyDict
     d.set_item("relayed", s.relayed)?;
     d.set_item("skipped_ticks", s.skipped_ticks)?;
     d.set_item("forwarded_datagrams", s.forwarded_datagrams)?;
+    d.set_item("rtp_expected", s.rtp_expected)?;
+    d.set_item("rtp_lost", s.rtp_lost)?;
+    d.set_item("rtcp_received", s.rtcp_received)?;
+    d.set_item("remote_reports", s.remote.reports)?;
+    d.set_item("remote_fraction_lost", s.remote.fraction_lost)?;
+    d.set_item("remote_cumulative_lost", s.remote.cumulative_lost)?;
+    d.set_item("remote_jitter", s.remote.jitter)?;
+    d.set_item("rtt_ms", s.remote.rtt_ms)?;
     d.set_item("send_underrun_samples", s.send_underrun_samples)?;
     d.set_item("send_overrun_samples", s.send_overrun_samples)?;
     super::jitter_stats_into(&d, &s.jitter)?;
