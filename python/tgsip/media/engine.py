@@ -76,7 +76,7 @@ class Line:
         """Stops (hold) or resumes sending."""
         self._native.set_sending(enabled)
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> dict[str, float | None]:
         """The line's counters and jitter-buffer figures now."""
         return dict(self._native.stats())
 

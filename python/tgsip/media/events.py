@@ -35,7 +35,7 @@ class LineStats(msgspec.Struct, frozen=True):
     """Periodic statistics of a line (packet counters and jitter-buffer figures)."""
 
     line_id: int
-    stats: dict[str, float]
+    stats: dict[str, float | None]
 
 
 class RecordingFinished(msgspec.Struct, frozen=True):

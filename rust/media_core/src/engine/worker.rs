@@ -49,6 +49,10 @@ struct Worker {
     /// Sockets that still had datagrams when their read budget ran out.
     backlog: Vec<u64>,
     scratch: Vec<i16>,
+    /// Line ids of the current tick (kept to reuse its allocation).
+    ids: Vec<u64>,
+    /// Sockets readable in the current pass (kept to reuse its allocation).
+    ready: Vec<u64>,
 }
 
 pub(super) fn spawn(index: usize, epoch: Instant, events: Arc<EventQueue>) -> Result<WorkerHandle> {
@@ -73,6 +77,8 @@ pub(super) fn spawn(index: usize, epoch: Instant, events: Arc<EventQueue>) -> Re
             .saturating_sub(epoch.elapsed()),
         backlog: Vec::new(),
         scratch: Vec::new(),
+        ids: Vec::new(),
+        ready: Vec::new(),
     };
     let thread = std::thread::Builder::new()
         .name(format!("tgsip-media-{index}"))
@@ -109,7 +115,9 @@ impl Worker {
                     return;
                 }
             }
-            let mut ready: Vec<u64> = std::mem::take(&mut self.backlog);
+            let mut ready = std::mem::take(&mut self.ready);
+            ready.clear();
+            ready.append(&mut self.backlog);
             for ev in events.iter() {
                 if ev.token() == WAKER {
                     if !self.handle_commands() {
@@ -120,9 +128,10 @@ impl Worker {
                     ready.push(ev.token().0 as u64);
                 }
             }
-            for id in ready {
+            for &id in &ready {
                 self.read_socket(id, &mut buf);
             }
+            self.ready = ready;
             let now = self.epoch.elapsed();
             if now >= next_tick {
                 let started = Instant::now();
@@ -180,7 +189,9 @@ impl Worker {
     }
 
     fn tick(&mut self, now: Duration) {
-        let ids: Vec<u64> = self.slots.keys().copied().collect();
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        ids.extend(self.slots.keys().copied());
         for id in &ids {
             let Some(slot) = self.slots.get_mut(id) else {
                 continue;
@@ -215,6 +226,7 @@ impl Worker {
                 }
             }
         }
+        self.ids = ids;
         self.events.push_all(&mut self.batch);
     }
 
