@@ -1,0 +1,66 @@
+"""``python -m tgsip.sandbox`` / ``tgsip sandbox``: run the sandbox standalone."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+from tgsip.sandbox.sandbox import DEFAULT_API_HASH, DEFAULT_API_ID, Sandbox
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tgsip sandbox", description="Run a local Telegram sandbox.")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8443, help="MTProto TCP port (default 8443)")
+    p.add_argument("--data-dir", type=Path, default=Path("sandbox-data"),
+                   help="directory for world.sqlite3 and rsa_key.pem")
+    p.add_argument("--user", action="append", default=[], metavar="PHONE:NAME[:USERNAME]",
+                   help="create this user if missing (repeatable)")
+    return p
+
+
+def instructions(sandbox: Sandbox, host: str, port: int) -> str:
+    """How to point an unmodified Telethon client at this sandbox."""
+    pem_path = sandbox.data_dir / "rsa_public.pem"
+    return "\n".join([
+        f"tgsip sandbox listening on {host}:{port} (dc {sandbox.dc_id})",
+        f"RSA key fingerprint: {sandbox.fingerprint} (public key: {pem_path})",
+        f"api_id={DEFAULT_API_ID} api_hash={DEFAULT_API_HASH} (any non-empty values work)",
+        "Telethon:",
+        "    from telethon import TelegramClient",
+        "    from telethon.crypto import rsa",
+        f"    rsa.add_key(open('{pem_path}').read(), old=False)",
+        f"    client = TelegramClient(session, {DEFAULT_API_ID}, '{DEFAULT_API_HASH}')",
+        f"    client.session.set_dc({sandbox.dc_id}, '{host}', {port})",
+        "Login codes arrive as messages from user 777000 (and are printed here).",
+    ])
+
+
+async def _run(args: argparse.Namespace) -> int:
+    sandbox = Sandbox(args.data_dir)
+    for spec in args.user:
+        phone, _, rest = spec.partition(":")
+        name, _, username = rest.partition(":")
+        if sandbox.user_by_phone(phone) is None:
+            sandbox.create_user(phone, name or phone, username=username or None)
+    (sandbox.data_dir / "rsa_public.pem").write_text(sandbox.public_key_pem)
+    port = await sandbox.start(args.host, args.port)
+    print(instructions(sandbox, args.host, port), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await sandbox.stop()
+    sandbox.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    return asyncio.run(_run(args))

@@ -1,0 +1,181 @@
+"""The Sandbox: a local Telegram (MTProto server + shared world) with a scripting API.
+
+Typical use::
+
+    sandbox = Sandbox(data_dir)
+    port = await sandbox.start("127.0.0.1", 0)
+    alice = sandbox.create_user("15550001", "Alice", username="alice")
+    await alice.send_message(bob, "hi")
+    code = sandbox.last_login_code("15550001")
+
+A Telethon client trusts the sandbox after ``telethon.crypto.rsa.add_key(sandbox.public_key_pem,
+old=False)`` and connects with ``client.session.set_dc(sandbox.dc_id, host, port)``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tgsip.sandbox import crypto
+from tgsip.sandbox.rpc import DC_ID, Api
+from tgsip.sandbox.server import Connection, MTProtoServer
+from tgsip.sandbox.world import Button, Email, Message, User, World
+
+DEFAULT_API_ID = 1
+DEFAULT_API_HASH = "0123456789abcdef0123456789abcdef"
+
+
+@dataclass
+class ScriptedUser:
+    """A sandbox user driven from Python."""
+
+    sandbox: Sandbox
+    id: int
+
+    @property
+    def user(self) -> User:
+        user = self.sandbox.world.user_by_id(self.id)
+        assert user is not None
+        return user
+
+    async def send_message(
+        self,
+        to: ScriptedUser | User | int,
+        text: str,
+        buttons: list[list[Button]] | None = None,
+    ) -> Message:
+        """Send a private message; the recipient's live clients receive updateNewMessage."""
+        return self.sandbox.send_message(self.id, to, text, buttons)
+
+    def history(self, peer: ScriptedUser | User | int, limit: int = 50) -> list[Message]:
+        """This user's copy of the chat with ``peer``, newest first."""
+        return self.sandbox.world.history(self.id, _uid(peer), limit)
+
+
+def _uid(who: ScriptedUser | User | int) -> int:
+    return who if isinstance(who, int) else who.id
+
+
+class Sandbox:
+    """A local stand-in for Telegram persisted under ``data_dir``.
+
+    ``data_dir`` holds ``world.sqlite3`` and the sandbox RSA key ``rsa_key.pem`` (created at
+    first start). ``code_ttl`` is the login-code lifetime in seconds. ``advance(seconds)``
+    moves the sandbox's clock (codes and password sessions expire by it).
+    """
+
+    def __init__(self, data_dir: Path | str, code_ttl: int = 300) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.code_ttl = code_ttl
+        self._shift = 0
+        self.rsa = crypto.load_or_create_rsa_key(self.data_dir / "rsa_key.pem")
+        self.world = World(self.data_dir / "world.sqlite3", self.now())
+        self.api = Api(self)
+        self.server = MTProtoServer(self.world, self.rsa, self._dispatch, self.now)
+        self.dc_id = DC_ID
+        self.advertised_address: tuple[str, int] = ("127.0.0.1", 0)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen for MTProto clients; returns the bound port."""
+        bound = await self.server.start(host, port)
+        self.advertised_address = (host, bound)
+        return bound
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+    def close(self) -> None:
+        self.world.close()
+
+    def now(self) -> int:
+        return int(time.time()) + self._shift
+
+    def advance(self, seconds: int) -> None:
+        self._shift += seconds
+
+    async def _dispatch(self, conn: Connection, request: Any) -> Any:
+        return await self.api.dispatch(conn, request)
+
+    # --- what a client needs -----------------------------------------------------------
+
+    @property
+    def public_key_pem(self) -> str:
+        """PKCS#1 PEM of the sandbox RSA key, for ``telethon.crypto.rsa.add_key``."""
+        return self.rsa.public_pem
+
+    @property
+    def fingerprint(self) -> int:
+        return self.rsa.fingerprint
+
+    # --- scripting ---------------------------------------------------------------------
+
+    def create_user(
+        self,
+        phone: str,
+        first_name: str,
+        username: str | None = None,
+        last_name: str = "",
+    ) -> ScriptedUser:
+        user = self.world.create_user(
+            phone.lstrip("+"), first_name, self.now(), last_name=last_name, username=username
+        )
+        return ScriptedUser(self, user.id)
+
+    def create_bot(self, username: str, first_name: str) -> User:
+        """A bot account; its Bot API token is ``.bot_token``."""
+        return self.world.create_bot(username, first_name, self.now())
+
+    def scripted(self, who: User | int) -> ScriptedUser:
+        return ScriptedUser(self, _uid(who))
+
+    def user_by_phone(self, phone: str) -> User | None:
+        return self.world.user_by_phone(phone.lstrip("+"))
+
+    def last_login_code(self, phone: str) -> str | None:
+        """The newest login code sent to ``phone`` (also sent to the user by 777000)."""
+        record = self.world.last_login_code(phone.lstrip("+"))
+        return record.code if record else None
+
+    def set_password(
+        self, user: ScriptedUser | User | int, password: str, hint: str | None = None,
+        email: str | None = None,
+    ) -> None:
+        """Enable two-step verification (SRP); ``email`` enables recovery by email code."""
+        salt1, salt2 = os.urandom(40), os.urandom(16)
+        verifier = crypto.srp_verifier(password, salt1, salt2)
+        self.world.set_password(_uid(user), salt1, salt2, verifier, hint, email)
+
+    def emails(self, address: str) -> list[Email]:
+        """Emails the sandbox "sent" to ``address`` (password recovery codes)."""
+        return self.world.emails(address)
+
+    def send_message(
+        self,
+        from_user: ScriptedUser | User | int,
+        to: ScriptedUser | User | int,
+        text: str,
+        buttons: list[list[Button]] | None = None,
+    ) -> Message:
+        markup = tuple(tuple(row) for row in buttons) if buttons else None
+        mine, theirs = self.world.send_message(
+            _uid(from_user), _uid(to), text, self.now(), buttons=markup
+        )
+        if theirs is not None:
+            self.api.push_new_message(theirs)
+        return mine
+
+    def push(self, user_id: int, update: object) -> None:
+        """Send ``update`` to every live, authorized connection of ``user_id``."""
+        for conn in list(self.server.connections):
+            if conn.session_id is None or conn.auth_key is None:
+                continue
+            record = self.world.auth_key(conn.key_id)
+            if record is not None and record.user_id == user_id:
+                conn.send_update(update)
