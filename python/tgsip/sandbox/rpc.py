@@ -127,11 +127,13 @@ class Api:
         for row in msg.buttons:
             buttons = []
             for b in row:
+                kind: Any
                 if b.url is not None:
-                    buttons.append(types.KeyboardButtonUrl(text=b.text, url=b.url))
+                    kind = types.InlineButtonTypeUrl(url=b.url)
                 else:
-                    buttons.append(types.KeyboardButtonCallback(text=b.text, data=b.data or b""))
-            rows.append(types.KeyboardButtonRow(buttons=buttons))
+                    kind = types.InlineButtonTypeCallback(data=b.data or b"")
+                buttons.append(types.KeyboardInlineButton(text=b.text, type=kind))
+            rows.append(types.KeyboardInlineButtonRow(buttons=buttons))
         return types.ReplyInlineMarkup(rows=rows)
 
     def tl_message(self, msg: Message) -> Any:
@@ -565,10 +567,11 @@ class Api:
         for row in markup.rows:
             out = []
             for b in row.buttons:
-                if isinstance(b, types.KeyboardButtonCallback):
-                    out.append(Button(text=b.text, data=b.data))
-                elif isinstance(b, types.KeyboardButtonUrl):
-                    out.append(Button(text=b.text, url=b.url))
+                kind = getattr(b, "type", None)
+                if isinstance(kind, types.InlineButtonTypeCallback):
+                    out.append(Button(text=b.text, data=kind.data))
+                elif isinstance(kind, types.InlineButtonTypeUrl):
+                    out.append(Button(text=b.text, url=kind.url))
                 else:
                     raise RpcError(400, "BUTTON_TYPE_INVALID")
             rows.append(tuple(out))
