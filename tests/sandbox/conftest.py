@@ -50,8 +50,13 @@ async def make_client(sandbox: Sandbox) -> AsyncIterator[ClientFactory]:
 
     async def factory(session: str = "", **kwargs: Any) -> TelegramClient:
         client = TelegramClient(
-            StringSession(session), DEFAULT_API_ID, DEFAULT_API_HASH,
-            flood_sleep_threshold=0, connection_retries=1, retry_delay=0, timeout=5,
+            StringSession(session),
+            DEFAULT_API_ID,
+            DEFAULT_API_HASH,
+            flood_sleep_threshold=0,
+            connection_retries=1,
+            retry_delay=0,
+            timeout=5,
             **kwargs,
         )
         host, port = sandbox.advertised_address

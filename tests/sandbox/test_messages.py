@@ -13,9 +13,7 @@ from tgsip.sandbox import Sandbox
 from .conftest import TIMEOUT, ClientFactory, login
 
 
-async def _signed_in(
-    sandbox: Sandbox, make_client: ClientFactory, phone: str
-) -> TelegramClient:
+async def _signed_in(sandbox: Sandbox, make_client: ClientFactory, phone: str) -> TelegramClient:
     client = await make_client()
     await login(client, sandbox, phone)
     return client
@@ -34,7 +32,8 @@ async def test_send_and_receive(sandbox: Sandbox, make_client: ClientFactory) ->
         await got.put(event)
 
     sent = await asyncio.wait_for(ca.send_message("bob", "hello bob"), TIMEOUT)
-    assert sent.out and sent.text == "hello bob"
+    assert sent.out
+    assert sent.text == "hello bob"
     event = await asyncio.wait_for(got.get(), TIMEOUT)
     assert event.raw_text == "hello bob"
     assert event.sender_id == alice.id
@@ -75,10 +74,18 @@ async def test_resolve_and_contacts(sandbox: Sandbox, make_client: ClientFactory
     entity = await asyncio.wait_for(client.get_entity("@eve_sandbox"), TIMEOUT)
     assert entity.id == eve.id
     imported = await asyncio.wait_for(
-        client(functions.contacts.ImportContactsRequest([
-            types.InputPhoneContact(client_id=7, phone="+15552002", first_name="E", last_name=""),
-            types.InputPhoneContact(client_id=8, phone="+15559999", first_name="X", last_name=""),
-        ])),
+        client(
+            functions.contacts.ImportContactsRequest(
+                [
+                    types.InputPhoneContact(
+                        client_id=7, phone="+15552002", first_name="E", last_name=""
+                    ),
+                    types.InputPhoneContact(
+                        client_id=8, phone="+15559999", first_name="X", last_name=""
+                    ),
+                ]
+            )
+        ),
         TIMEOUT,
     )
     assert [(c.user_id, c.client_id) for c in imported.imported] == [(eve.id, 7)]
@@ -95,9 +102,7 @@ async def test_catch_up_after_reconnect(sandbox: Sandbox, make_client: ClientFac
     await asyncio.wait_for(client.disconnect(), TIMEOUT)
     await frank.send_message(grace, "while you were away")
     await frank.send_message(grace, "and again")
-    diff = await asyncio.wait_for(
-        client.connect(), TIMEOUT
-    )
+    diff = await asyncio.wait_for(client.connect(), TIMEOUT)
     assert diff is None
     diff = await asyncio.wait_for(
         client(functions.updates.GetDifferenceRequest(pts=state.pts, date=state.date, qts=0)),

@@ -28,8 +28,14 @@ async def test_restart_keeps_users_and_authorization(tmp_path: Path, rsa_dir: Pa
     rsa.add_key(first.public_key_pem, old=False)
     port = await first.start("127.0.0.1", 0)
     user = first.create_user("15554001", "Heidi", username="heidi")
-    client = TelegramClient(StringSession(), DEFAULT_API_ID, DEFAULT_API_HASH, timeout=5,
-                            connection_retries=1, retry_delay=0)
+    client = TelegramClient(
+        StringSession(),
+        DEFAULT_API_ID,
+        DEFAULT_API_HASH,
+        timeout=5,
+        connection_retries=1,
+        retry_delay=0,
+    )
     client.session.set_dc(first.dc_id, "127.0.0.1", port)
     await asyncio.wait_for(client.connect(), TIMEOUT)
     await login(client, first, "15554001")
@@ -42,13 +48,20 @@ async def test_restart_keeps_users_and_authorization(tmp_path: Path, rsa_dir: Pa
     assert second.fingerprint == first.fingerprint
     port = await second.start("127.0.0.1", 0)
     try:
-        again = TelegramClient(StringSession(saved), DEFAULT_API_ID, DEFAULT_API_HASH,
-                               timeout=5, connection_retries=1, retry_delay=0)
+        again = TelegramClient(
+            StringSession(saved),
+            DEFAULT_API_ID,
+            DEFAULT_API_HASH,
+            timeout=5,
+            connection_retries=1,
+            retry_delay=0,
+        )
         again.session.set_dc(second.dc_id, "127.0.0.1", port)
         await asyncio.wait_for(again.connect(), TIMEOUT)
         assert await asyncio.wait_for(again.is_user_authorized(), TIMEOUT)
         me = await asyncio.wait_for(again.get_me(), TIMEOUT)
-        assert me.id == user.id and me.username == "heidi"
+        assert me.id == user.id
+        assert me.username == "heidi"
         codes_before = second.last_login_code("15554001")
         assert codes_before is not None  # only the one from the first run: no new login
         await asyncio.wait_for(again.disconnect(), TIMEOUT)
@@ -116,7 +129,9 @@ async def test_malformed_input_does_not_hurt_others(
     reply = await _raw(sandbox, forged)
     assert reply[8:12] == struct.pack("<i", -404)
     # An unknown plain request closes only that connection.
-    assert await _raw(sandbox, _full(struct.pack("<qqi", 0, 1 << 32, 4) + b"\x01\x02\x03\x04")) == b""
+    assert (
+        await _raw(sandbox, _full(struct.pack("<qqi", 0, 1 << 32, 4) + b"\x01\x02\x03\x04")) == b""
+    )
 
     # The signed-in client keeps working throughout.
     me = await asyncio.wait_for(client.get_me(), TIMEOUT)
@@ -151,9 +166,9 @@ async def test_bad_requests_get_rpc_errors(sandbox: Sandbox, make_client: Client
         await asyncio.wait_for(client(_TruncatedRequest([])), TIMEOUT)
     with pytest.raises(errors.PeerIdInvalidError):
         await asyncio.wait_for(
-            client(functions.messages.SendMessageRequest(
-                peer=types.InputPeerUser(1, 1), message="x"
-            )),
+            client(
+                functions.messages.SendMessageRequest(peer=types.InputPeerUser(1, 1), message="x")
+            ),
             TIMEOUT,
         )
     me = await asyncio.wait_for(client.get_me(), TIMEOUT)

@@ -20,10 +20,12 @@ async def test_sign_in_by_code(sandbox: Sandbox, make_client: ClientFactory) -> 
     assert me.id == alice.id
     assert me.first_name == "Alice"
     got = await asyncio.wait_for(client.get_me(), TIMEOUT)
-    assert got.id == alice.id and got.username == "alice"
+    assert got.id == alice.id
+    assert got.username == "alice"
     # The code also arrived as a message from the service account 777000.
     history = alice.history(777000)
-    assert history and sandbox.last_login_code("15550001") in history[0].text
+    assert history
+    assert sandbox.last_login_code("15550001") in history[0].text
 
 
 async def test_sign_up_new_number(sandbox: Sandbox, make_client: ClientFactory) -> None:
@@ -36,8 +38,10 @@ async def test_sign_up_new_number(sandbox: Sandbox, make_client: ClientFactory) 
     auth = await asyncio.wait_for(
         client(
             functions.auth.SignUpRequest(
-                phone_number="15550002", phone_code_hash=sent.phone_code_hash,
-                first_name="Newcomer", last_name="",
+                phone_number="15550002",
+                phone_code_hash=sent.phone_code_hash,
+                first_name="Newcomer",
+                last_name="",
             )
         ),
         TIMEOUT,
@@ -62,9 +66,11 @@ async def test_wrong_and_expired_codes(sandbox: Sandbox, make_client: ClientFact
         await asyncio.wait_for(client.sign_in("15550003", code), TIMEOUT)
     with pytest.raises(errors.PhoneNumberInvalidError):
         await asyncio.wait_for(
-            client(functions.auth.SendCodeRequest(
-                "12ab", client.api_id, client.api_hash, types.CodeSettings()
-            )),
+            client(
+                functions.auth.SendCodeRequest(
+                    "12ab", client.api_id, client.api_hash, types.CodeSettings()
+                )
+            ),
             TIMEOUT,
         )
     assert not await asyncio.wait_for(client.is_user_authorized(), TIMEOUT)
@@ -72,14 +78,13 @@ async def test_wrong_and_expired_codes(sandbox: Sandbox, make_client: ClientFact
 
 async def test_flood_wait_on_code_requests(sandbox: Sandbox, make_client: ClientFactory) -> None:
     client = await make_client()
+    request = functions.auth.SendCodeRequest(
+        "15550009", client.api_id, client.api_hash, types.CodeSettings()
+    )
+    for _ in range(5):
+        await asyncio.wait_for(client(request), TIMEOUT)
     with pytest.raises(errors.FloodWaitError) as info:
-        for _ in range(10):
-            await asyncio.wait_for(
-                client(functions.auth.SendCodeRequest(
-                    "15550009", client.api_id, client.api_hash, types.CodeSettings()
-                )),
-                TIMEOUT,
-            )
+        await asyncio.wait_for(client(request), TIMEOUT)
     assert 0 < info.value.seconds <= 60
 
 
@@ -111,9 +116,7 @@ async def test_password_recovery_by_email(sandbox: Sandbox, make_client: ClientF
     mails = sandbox.emails("erin@example.org")
     assert len(mails) == 1
     with pytest.raises(errors.CodeInvalidError):
-        await asyncio.wait_for(
-            client(functions.auth.RecoverPasswordRequest(code="nope")), TIMEOUT
-        )
+        await asyncio.wait_for(client(functions.auth.RecoverPasswordRequest(code="nope")), TIMEOUT)
     auth = await asyncio.wait_for(
         client(functions.auth.RecoverPasswordRequest(code=mails[0].code)), TIMEOUT
     )
@@ -139,18 +142,23 @@ async def test_authorizations_privacy_and_logout(
     assert len(auths.authorizations) == 2
     current = [a for a in auths.authorizations if a.current]
     others = [a for a in auths.authorizations if not a.current]
-    assert len(current) == 1 and len(others) == 1
+    assert len(current) == 1
+    assert len(others) == 1
     assert await asyncio.wait_for(
-        first(functions.account.ChangeAuthorizationSettingsRequest(
-            hash=0, call_requests_disabled=True
-        )),
+        first(
+            functions.account.ChangeAuthorizationSettingsRequest(
+                hash=0, call_requests_disabled=True
+            )
+        ),
         TIMEOUT,
     )
     rules = await asyncio.wait_for(
-        first(functions.account.SetPrivacyRequest(
-            key=types.InputPrivacyKeyPhoneCall(),
-            rules=[types.InputPrivacyValueAllowContacts()],
-        )),
+        first(
+            functions.account.SetPrivacyRequest(
+                key=types.InputPrivacyKeyPhoneCall(),
+                rules=[types.InputPrivacyValueAllowContacts()],
+            )
+        ),
         TIMEOUT,
     )
     assert isinstance(rules.rules[0], types.PrivacyValueAllowContacts)

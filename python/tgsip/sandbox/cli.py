@@ -15,28 +15,39 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tgsip sandbox", description="Run a local Telegram sandbox.")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8443, help="MTProto TCP port (default 8443)")
-    p.add_argument("--data-dir", type=Path, default=Path("sandbox-data"),
-                   help="directory for world.sqlite3 and rsa_key.pem")
-    p.add_argument("--user", action="append", default=[], metavar="PHONE:NAME[:USERNAME]",
-                   help="create this user if missing (repeatable)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("sandbox-data"),
+        help="directory for world.sqlite3 and rsa_key.pem",
+    )
+    p.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="PHONE:NAME[:USERNAME]",
+        help="create this user if missing (repeatable)",
+    )
     return p
 
 
 def instructions(sandbox: Sandbox, host: str, port: int) -> str:
     """How to point an unmodified Telethon client at this sandbox."""
     pem_path = sandbox.data_dir / "rsa_public.pem"
-    return "\n".join([
-        f"tgsip sandbox listening on {host}:{port} (dc {sandbox.dc_id})",
-        f"RSA key fingerprint: {sandbox.fingerprint} (public key: {pem_path})",
-        f"api_id={DEFAULT_API_ID} api_hash={DEFAULT_API_HASH} (any non-empty values work)",
-        "Telethon:",
-        "    from telethon import TelegramClient",
-        "    from telethon.crypto import rsa",
-        f"    rsa.add_key(open('{pem_path}').read(), old=False)",
-        f"    client = TelegramClient(session, {DEFAULT_API_ID}, '{DEFAULT_API_HASH}')",
-        f"    client.session.set_dc({sandbox.dc_id}, '{host}', {port})",
-        "Login codes arrive as messages from user 777000 (and are printed here).",
-    ])
+    return "\n".join(
+        [
+            f"tgsip sandbox listening on {host}:{port} (dc {sandbox.dc_id})",
+            f"RSA key fingerprint: {sandbox.fingerprint} (public key: {pem_path})",
+            f"api_id={DEFAULT_API_ID} api_hash={DEFAULT_API_HASH} (any non-empty values work)",
+            "Telethon:",
+            "    from telethon import TelegramClient",
+            "    from telethon.crypto import rsa",
+            f"    rsa.add_key(open('{pem_path}').read(), old=False)",
+            f"    client = TelegramClient(session, {DEFAULT_API_ID}, '{DEFAULT_API_HASH}')",
+            f"    client.session.set_dc({sandbox.dc_id}, '{host}', {port})",
+            "Login codes arrive as messages from user 777000 (and are printed here).",
+        ]
+    )
 
 
 async def _run(args: argparse.Namespace) -> int:

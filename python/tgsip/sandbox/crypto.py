@@ -208,7 +208,9 @@ def srp_server_b(verifier: bytes, b: int) -> bytes:
     return int_to_256((_srp_k() * v + pow(DH_G, b, DH_PRIME)) % DH_PRIME)
 
 
-def srp_check(verifier: bytes, b: int, salt1: bytes, salt2: bytes, a_bytes: bytes, m1: bytes) -> bool:
+def srp_check(
+    verifier: bytes, b: int, salt1: bytes, salt2: bytes, a_bytes: bytes, m1: bytes
+) -> bool:
     """Verify the client's proof M1 for its public value A against the stored verifier."""
     a_int = int.from_bytes(a_bytes, "big")
     if not 1 < a_int < DH_PRIME - 1:

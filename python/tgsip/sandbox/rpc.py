@@ -207,8 +207,14 @@ class Api:
 
     async def on_functions_InitConnectionRequest(self, conn: Connection, req: Any) -> Any:
         self.world.set_key_client(
-            conn.key_id, req.device_model, "Telethon" if "Telethon" in req.app_version else "",
-            req.system_version, req.app_version, req.api_id, conn.ip, self.now(),
+            conn.key_id,
+            req.device_model,
+            "Telethon" if "Telethon" in req.app_version else "",
+            req.system_version,
+            req.app_version,
+            req.api_id,
+            conn.ip,
+            self.now(),
         )
         return await self.dispatch(conn, req.query)
 
@@ -224,19 +230,37 @@ class Api:
         now = self.now()
         host, port = self.sandbox.advertised_address
         return types.Config(
-            date=now, expires=now + 3600, test_mode=False, this_dc=DC_ID,
+            date=now,
+            expires=now + 3600,
+            test_mode=False,
+            this_dc=DC_ID,
             dc_options=[types.DcOption(id=DC_ID, ip_address=host, port=port, static=True)],
-            dc_txt_domain_name="sandbox.invalid", chat_size_max=200, megagroup_size_max=200000,
-            forwarded_count_max=100, online_update_period_ms=210000,
-            offline_blur_timeout_ms=5000, offline_idle_timeout_ms=30000,
-            online_cloud_timeout_ms=300000, notify_cloud_delay_ms=30000,
-            notify_default_delay_ms=1500, push_chat_period_ms=60000, push_chat_limit=2,
-            edit_time_limit=172800, revoke_time_limit=2147483647,
-            revoke_pm_time_limit=2147483647, rating_e_decay=2419200, stickers_recent_limit=200,
-            channels_read_media_period=604800, call_receive_timeout_ms=20000,
-            call_ring_timeout_ms=90000, call_connect_timeout_ms=30000,
-            call_packet_timeout_ms=10000, me_url_prefix="https://t.me/",
-            caption_length_max=1024, message_length_max=4096, webfile_dc_id=DC_ID,
+            dc_txt_domain_name="sandbox.invalid",
+            chat_size_max=200,
+            megagroup_size_max=200000,
+            forwarded_count_max=100,
+            online_update_period_ms=210000,
+            offline_blur_timeout_ms=5000,
+            offline_idle_timeout_ms=30000,
+            online_cloud_timeout_ms=300000,
+            notify_cloud_delay_ms=30000,
+            notify_default_delay_ms=1500,
+            push_chat_period_ms=60000,
+            push_chat_limit=2,
+            edit_time_limit=172800,
+            revoke_time_limit=2147483647,
+            revoke_pm_time_limit=2147483647,
+            rating_e_decay=2419200,
+            stickers_recent_limit=200,
+            channels_read_media_period=604800,
+            call_receive_timeout_ms=20000,
+            call_ring_timeout_ms=90000,
+            call_connect_timeout_ms=30000,
+            call_packet_timeout_ms=10000,
+            me_url_prefix="https://t.me/",
+            caption_length_max=1024,
+            message_length_max=4096,
+            webfile_dc_id=DC_ID,
         )
 
     def on_help_GetNearestDcRequest(self, conn: Connection, req: Any) -> Any:
@@ -266,9 +290,7 @@ class Api:
             other_updates=others,
             chats=[],
             users=self.tl_users(ids, me),
-            state=types.updates.State(
-                pts=me.pts, qts=0, date=self.now(), seq=0, unread_count=0
-            ),
+            state=types.updates.State(pts=me.pts, qts=0, date=self.now(), seq=0, unread_count=0),
         )
 
     # --- users -------------------------------------------------------------------------
@@ -294,9 +316,7 @@ class Api:
             phone_calls_available=not user.is_bot,
             about=None,
         )
-        return types.users.UserFull(
-            full_user=full, chats=[], users=[self.tl_user(user, me)]
-        )
+        return types.users.UserFull(full_user=full, chats=[], users=[self.tl_user(user, me)])
 
     # --- sign-in -----------------------------------------------------------------------
 
@@ -320,8 +340,10 @@ class Api:
         user = self.world.user_by_phone(phone)
         if user is not None:
             _, copy = self.world.send_message(
-                SERVICE_USER_ID, user.id,
-                f"Login code: {code}. Do not give this code to anyone.", now,
+                SERVICE_USER_ID,
+                user.id,
+                f"Login code: {code}. Do not give this code to anyone.",
+                now,
             )
             if copy is not None:
                 self.push_new_message(copy)
@@ -333,8 +355,9 @@ class Api:
     def _check_code(self, phone: str, phone_code_hash: str, code: str | None) -> None:
         record = self.world.login_code(phone_code_hash)
         if record is None or record.phone != phone:
-            raise RpcError(400, "PHONE_CODE_HASH_EMPTY" if not phone_code_hash else
-                           "PHONE_CODE_EXPIRED")
+            raise RpcError(
+                400, "PHONE_CODE_HASH_EMPTY" if not phone_code_hash else "PHONE_CODE_EXPIRED"
+            )
         if record.used or record.expires <= self.now():
             raise RpcError(400, "PHONE_CODE_EXPIRED")
         if not code:
@@ -395,26 +418,35 @@ class Api:
     def on_account_GetPasswordRequest(self, conn: Connection, req: Any) -> Any:
         user = self._pending_user(conn)
         new_algo = types.PasswordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow(
-            salt1=os.urandom(32), salt2=os.urandom(16), g=crypto.DH_G,
+            salt1=os.urandom(32),
+            salt2=os.urandom(16),
+            g=crypto.DH_G,
             p=crypto.int_to_256(crypto.DH_PRIME),
         )
         secure = types.SecurePasswordKdfAlgoSHA512(salt=os.urandom(16))
         params = self.world.password_params(user.id)
         if params is None:
             return types.account.Password(
-                new_algo=new_algo, new_secure_algo=secure, secure_random=os.urandom(32),
+                new_algo=new_algo,
+                new_secure_algo=secure,
+                secure_random=os.urandom(32),
             )
         salt1, salt2, verifier = params
         b = int.from_bytes(os.urandom(256), "big")
         srp_id = secrets.randbits(63)
         self._srp[srp_id] = _SrpSession(user.id, b, self.now() + SRP_TTL)
         return types.account.Password(
-            new_algo=new_algo, new_secure_algo=secure, secure_random=os.urandom(32),
-            has_recovery=user.password_email is not None, has_password=True,
+            new_algo=new_algo,
+            new_secure_algo=secure,
+            secure_random=os.urandom(32),
+            has_recovery=user.password_email is not None,
+            has_password=True,
             current_algo=types.PasswordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow(
                 salt1=salt1, salt2=salt2, g=crypto.DH_G, p=crypto.int_to_256(crypto.DH_PRIME)
             ),
-            srp_B=crypto.srp_server_b(verifier, b), srp_id=srp_id, hint=user.password_hint,
+            srp_B=crypto.srp_server_b(verifier, b),
+            srp_id=srp_id,
+            hint=user.password_hint,
         )
 
     def on_auth_CheckPasswordRequest(self, conn: Connection, req: Any) -> Any:
@@ -444,8 +476,11 @@ class Api:
         now = self.now()
         self.world.set_recovery_code(user.id, code, now + RECOVERY_TTL)
         self.world.send_email(
-            user.password_email, "Telegram password recovery",
-            f"Your password recovery code is {code}.", code, now,
+            user.password_email,
+            "Telegram password recovery",
+            f"Your password recovery code is {code}.",
+            code,
+            now,
         )
         name, _, domain = user.password_email.partition("@")
         return types.auth.PasswordRecovery(email_pattern=f"{name[:1]}***@{domain}")
@@ -473,11 +508,18 @@ class Api:
                 types.Authorization(
                     hash=0 if rec.key_id == _signed(conn.key_id) else rec.hash,
                     current=rec.key_id == _signed(conn.key_id),
-                    device_model=rec.device_model, platform=rec.platform,
-                    system_version=rec.system_version, api_id=rec.api_id,
-                    app_name="sandbox client", app_version=rec.app_version,
-                    date_created=rec.created, date_active=rec.active, ip=rec.ip,
-                    country="ZZ", region="", call_requests_disabled=rec.calls_disabled,
+                    device_model=rec.device_model,
+                    platform=rec.platform,
+                    system_version=rec.system_version,
+                    api_id=rec.api_id,
+                    app_name="sandbox client",
+                    app_version=rec.app_version,
+                    date_created=rec.created,
+                    date_active=rec.active,
+                    ip=rec.ip,
+                    country="ZZ",
+                    region="",
+                    call_requests_disabled=rec.calls_disabled,
                 )
             )
         return types.account.Authorizations(authorization_ttl_days=180, authorizations=out)
@@ -497,8 +539,9 @@ class Api:
             current = rec.key_id == _signed(conn.key_id)
             if (req.hash == 0 and current) or rec.hash == req.hash:
                 if req.call_requests_disabled is not None:
-                    self.world.set_calls_disabled(rec.key_id & ((1 << 64) - 1),
-                                                  req.call_requests_disabled)
+                    self.world.set_calls_disabled(
+                        rec.key_id & ((1 << 64) - 1), req.call_requests_disabled
+                    )
                 return True
         raise RpcError(400, "HASH_INVALID")
 
@@ -542,9 +585,17 @@ class Api:
                 stored.append({"kind": "disallow_all"})
             elif isinstance(rule, types.InputPrivacyValueDisallowContacts):
                 stored.append({"kind": "disallow_contacts"})
-            elif isinstance(rule, types.InputPrivacyValueAllowUsers | types.InputPrivacyValueDisallowUsers):
-                kind = "allow_users" if isinstance(rule, types.InputPrivacyValueAllowUsers) else "disallow_users"
-                stored.append({"kind": kind, "users": [self.resolve_peer(u, me).id for u in rule.users]})
+            elif isinstance(
+                rule, types.InputPrivacyValueAllowUsers | types.InputPrivacyValueDisallowUsers
+            ):
+                kind = (
+                    "allow_users"
+                    if isinstance(rule, types.InputPrivacyValueAllowUsers)
+                    else "disallow_users"
+                )
+                stored.append(
+                    {"kind": kind, "users": [self.resolve_peer(u, me).id for u in rule.users]}
+                )
             else:
                 raise RpcError(400, "PRIVACY_VALUE_INVALID")
         self.world.set_privacy(me.id, name, stored)
@@ -589,7 +640,11 @@ class Api:
         if isinstance(req.reply_to, types.InputReplyToMessage):
             reply_to = req.reply_to.reply_to_msg_id
         mine, theirs = self.world.send_message(
-            me.id, peer.id, text, self.now(), reply_to=reply_to,
+            me.id,
+            peer.id,
+            text,
+            self.now(),
+            reply_to=reply_to,
             buttons=self._buttons(req.reply_markup),
         )
         if theirs is not None:
@@ -598,9 +653,14 @@ class Api:
             return types.Updates(
                 updates=[
                     types.UpdateMessageID(id=mine.id, random_id=req.random_id),
-                    types.UpdateNewMessage(message=self.tl_message(mine), pts=mine.pts, pts_count=1),
+                    types.UpdateNewMessage(
+                        message=self.tl_message(mine), pts=mine.pts, pts_count=1
+                    ),
                 ],
-                users=self.tl_users({me.id, peer.id}, me), chats=[], date=mine.date, seq=0,
+                users=self.tl_users({me.id, peer.id}, me),
+                chats=[],
+                date=mine.date,
+                seq=0,
             )
         return types.UpdateShortSentMessage(
             id=mine.id, pts=mine.pts, pts_count=1, date=mine.date, out=True
@@ -611,7 +671,9 @@ class Api:
         for m in msgs:
             ids.update((m.from_id, m.peer_id))
         return types.messages.Messages(
-            messages=[self.tl_message(m) for m in msgs], topics=[], chats=[],
+            messages=[self.tl_message(m) for m in msgs],
+            topics=[],
+            chats=[],
             users=self.tl_users(ids, me),
         )
 
@@ -642,16 +704,23 @@ class Api:
         tops = self.world.dialogs(me.id, max(1, min(req.limit or 100, 100)))
         dialogs = [
             types.Dialog(
-                peer=types.PeerUser(m.peer_id), top_message=m.id, read_inbox_max_id=m.id,
-                read_outbox_max_id=m.id, unread_count=0, unread_mentions_count=0,
-                unread_reactions_count=0, unread_poll_votes_count=0,
+                peer=types.PeerUser(m.peer_id),
+                top_message=m.id,
+                read_inbox_max_id=m.id,
+                read_outbox_max_id=m.id,
+                unread_count=0,
+                unread_mentions_count=0,
+                unread_reactions_count=0,
+                unread_poll_votes_count=0,
                 notify_settings=types.PeerNotifySettings(),
             )
             for m in tops
         ]
         ids: set[int] = {me.id} | {m.peer_id for m in tops}
         return types.messages.Dialogs(
-            dialogs=dialogs, messages=[self.tl_message(m) for m in tops], chats=[],
+            dialogs=dialogs,
+            messages=[self.tl_message(m) for m in tops],
+            chats=[],
             users=self.tl_users(ids, me),
         )
 
@@ -693,8 +762,7 @@ class Api:
         ids = self.world.contacts(me.id)
         return types.contacts.Contacts(
             contacts=[
-                types.Contact(user_id=uid, mutual=self.world.is_contact(uid, me.id))
-                for uid in ids
+                types.Contact(user_id=uid, mutual=self.world.is_contact(uid, me.id)) for uid in ids
             ],
             saved_count=len(ids),
             users=self.tl_users(set(ids), me),
@@ -703,5 +771,3 @@ class Api:
 
 def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
-
-

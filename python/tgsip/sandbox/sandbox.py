@@ -144,7 +144,10 @@ class Sandbox:
         return record.code if record else None
 
     def set_password(
-        self, user: ScriptedUser | User | int, password: str, hint: str | None = None,
+        self,
+        user: ScriptedUser | User | int,
+        password: str,
+        hint: str | None = None,
         email: str | None = None,
     ) -> None:
         """Enable two-step verification (SRP); ``email`` enables recovery by email code."""

@@ -22,7 +22,14 @@ from typing import Any
 from telethon.tl import functions, types  # type: ignore[import-untyped]
 
 from tgsip.sandbox import crypto
-from tgsip.sandbox.tl import TLDecodeError, is_request, parse_object, read_bytes_field, serialize, tl_bytes
+from tgsip.sandbox.tl import (
+    TLDecodeError,
+    is_request,
+    parse_object,
+    read_bytes_field,
+    serialize,
+    tl_bytes,
+)
 from tgsip.sandbox.transport import Codec, TransportError, detect
 
 log = logging.getLogger(__name__)
@@ -149,7 +156,7 @@ class Connection:
             raise TransportError(f"bad plain message: {exc}") from exc
         if isinstance(obj, functions.ReqPqMultiRequest | functions.ReqPqRequest):
             self._handshake = {"nonce": obj.nonce, "server_nonce": _rand_int128()}
-            pq, p, q = self.server.pq
+            pq, _p, _q = self.server.pq
             self.send_plain(
                 serialize(
                     types.ResPQ(
@@ -176,7 +183,7 @@ class Connection:
         self._check_nonces(obj)
         if obj.public_key_fingerprint != self.server.rsa.fingerprint:
             raise TransportError("unknown RSA fingerprint")
-        pq, p, q = self.server.pq
+        _pq, p, q = self.server.pq
         if obj.p != crypto.int_to_min_bytes(p) or obj.q != crypto.int_to_min_bytes(q):
             raise TransportError("wrong factorization")
         plain = self.server.rsa.decrypt_raw(obj.encrypted_data)
@@ -189,9 +196,10 @@ class Connection:
             raise TransportError("bad p_q_inner_data")
         if crypto.sha1(bytes(inner)) != digest or plain[0] != 0:
             raise TransportError("p_q_inner_data hash mismatch")
-        if inner.nonce != self._handshake["nonce"] or inner.server_nonce != self._handshake[
-            "server_nonce"
-        ]:
+        if (
+            inner.nonce != self._handshake["nonce"]
+            or inner.server_nonce != self._handshake["server_nonce"]
+        ):
             raise TransportError("inner nonce mismatch")
         new_nonce = inner.new_nonce.to_bytes(32, "little", signed=True)
         server_nonce = self._handshake["server_nonce"].to_bytes(16, "little", signed=True)

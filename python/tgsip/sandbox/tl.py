@@ -78,9 +78,7 @@ def serialize(value: object) -> bytes:
 
 def serialize_long_vector(values: list[int]) -> bytes:
     """Serialize a ``Vector<long>`` result."""
-    return struct.pack("<Ii", VECTOR, len(values)) + b"".join(
-        struct.pack("<q", v) for v in values
-    )
+    return struct.pack("<Ii", VECTOR, len(values)) + b"".join(struct.pack("<q", v) for v in values)
 
 
 def tl_bytes(data: bytes) -> bytes:

@@ -288,8 +288,13 @@ class World:
         return self.create_user(None, first_name, now, username=username, bot_token=token)
 
     def set_password(
-        self, user_id: int, salt1: bytes, salt2: bytes, verifier: bytes | None,
-        hint: str | None, email: str | None,
+        self,
+        user_id: int,
+        salt1: bytes,
+        salt2: bytes,
+        verifier: bytes | None,
+        hint: str | None,
+        email: str | None,
     ) -> None:
         """Set (or with ``verifier=None`` clear) the SRP two-step verification state."""
         self._db.execute(
@@ -312,11 +317,20 @@ class World:
     @staticmethod
     def _key(row: sqlite3.Row) -> AuthKeyRecord:
         return AuthKeyRecord(
-            key_id=row["key_id"], auth_key=bytes(row["auth_key"]), user_id=row["user_id"],
-            pending_user_id=row["pending_user_id"], hash=row["hash"], created=row["created"],
-            active=row["active"], device_model=row["device_model"], platform=row["platform"],
-            system_version=row["system_version"], app_version=row["app_version"],
-            api_id=row["api_id"], ip=row["ip"], calls_disabled=bool(row["calls_disabled"]),
+            key_id=row["key_id"],
+            auth_key=bytes(row["auth_key"]),
+            user_id=row["user_id"],
+            pending_user_id=row["pending_user_id"],
+            hash=row["hash"],
+            created=row["created"],
+            active=row["active"],
+            device_model=row["device_model"],
+            platform=row["platform"],
+            system_version=row["system_version"],
+            app_version=row["app_version"],
+            api_id=row["api_id"],
+            ip=row["ip"],
+            calls_disabled=bool(row["calls_disabled"]),
         )
 
     def add_auth_key(self, key_id: int, auth_key: bytes, now: int) -> None:
@@ -333,18 +347,35 @@ class World:
         return self._key(row) if row else None
 
     def set_key_client(
-        self, key_id: int, device_model: str, platform: str, system_version: str,
-        app_version: str, api_id: int, ip: str, now: int,
+        self,
+        key_id: int,
+        device_model: str,
+        platform: str,
+        system_version: str,
+        app_version: str,
+        api_id: int,
+        ip: str,
+        now: int,
     ) -> None:
         """Record initConnection's client description on the key's authorization."""
         self._db.execute(
             "UPDATE auth_keys SET device_model = ?, platform = ?, system_version = ?, "
             "app_version = ?, api_id = ?, ip = ?, active = ? WHERE key_id = ?",
-            (device_model, platform, system_version, app_version, api_id, ip, now,
-             _signed64(key_id)),
+            (
+                device_model,
+                platform,
+                system_version,
+                app_version,
+                api_id,
+                ip,
+                now,
+                _signed64(key_id),
+            ),
         )
 
-    def bind_key(self, key_id: int, user_id: int | None, pending_user_id: int | None = None) -> None:
+    def bind_key(
+        self, key_id: int, user_id: int | None, pending_user_id: int | None = None
+    ) -> None:
         """Authorize a key as ``user_id`` (None logs it out); ``pending`` awaits the password."""
         self._db.execute(
             "UPDATE auth_keys SET user_id = ?, pending_user_id = ? WHERE key_id = ?",
@@ -390,8 +421,14 @@ class World:
         ).fetchone()
         if row is None:
             return None
-        return LoginCode(row["phone"], row["phone_code_hash"], row["code"], row["created"],
-                         row["expires"], bool(row["used"]))
+        return LoginCode(
+            row["phone"],
+            row["phone_code_hash"],
+            row["code"],
+            row["created"],
+            row["expires"],
+            bool(row["used"]),
+        )
 
     def last_login_code(self, phone: str) -> LoginCode | None:
         row = self._db.execute(
@@ -444,9 +481,16 @@ class World:
     @staticmethod
     def _message(row: sqlite3.Row) -> Message:
         return Message(
-            owner_id=row["owner_id"], id=row["id"], peer_id=row["peer_id"],
-            from_id=row["from_id"], out=bool(row["out"]), text=row["text"], date=row["date"],
-            pts=row["pts"], reply_to=row["reply_to"], buttons=_markup_from_json(row["markup"]),
+            owner_id=row["owner_id"],
+            id=row["id"],
+            peer_id=row["peer_id"],
+            from_id=row["from_id"],
+            out=bool(row["out"]),
+            text=row["text"],
+            date=row["date"],
+            pts=row["pts"],
+            reply_to=row["reply_to"],
+            buttons=_markup_from_json(row["markup"]),
         )
 
     def _bump(self, user_id: int, pts_count: int, msg: bool) -> tuple[int, int]:
@@ -462,7 +506,12 @@ class World:
         return pts, msg_id
 
     def send_message(
-        self, from_id: int, to_id: int, text: str, now: int, reply_to: int | None = None,
+        self,
+        from_id: int,
+        to_id: int,
+        text: str,
+        now: int,
+        reply_to: int | None = None,
         buttons: tuple[tuple[Button, ...], ...] | None = None,
     ) -> tuple[Message, Message | None]:
         """Store a private message in both boxes; returns (sender's copy, recipient's copy).
@@ -494,9 +543,7 @@ class World:
         ).fetchone()
         return self._message(row) if row else None
 
-    def history(
-        self, owner_id: int, peer_id: int, limit: int, offset_id: int = 0
-    ) -> list[Message]:
+    def history(self, owner_id: int, peer_id: int, limit: int, offset_id: int = 0) -> list[Message]:
         """Newest first, ids below ``offset_id`` when it is non-zero."""
         rows = self._db.execute(
             "SELECT * FROM messages WHERE owner_id = ? AND peer_id = ? AND (? = 0 OR id < ?) "
@@ -576,7 +623,7 @@ class World:
         return row is not None
 
     def set_privacy(self, user_id: int, key: str, rules: list[dict[str, Any]]) -> None:
-        """Store privacy rules for ``key`` as protocol-neutral dicts ({"kind": ..., "users": [...]})."""
+        """Store privacy rules for ``key`` as neutral dicts: {"kind": ..., "users": [...]}."""
         self._db.execute(
             "INSERT OR REPLACE INTO privacy (user_id, key, rules) VALUES (?, ?, ?)",
             (user_id, key, json.dumps(rules)),
