@@ -110,3 +110,47 @@ async def test_catch_up_after_reconnect(sandbox: Sandbox, make_client: ClientFac
     )
     assert [m.message for m in diff.new_messages] == ["while you were away", "and again"]
     assert diff.state.pts == state.pts + 2
+
+
+async def test_events_after_reconnect_come_from_get_difference(
+    sandbox: Sandbox, make_client: ClientFactory
+) -> None:
+    """Telethon's own update machinery fills the gap with getDifference after a reconnect."""
+    henry = sandbox.create_user("15553101", "Henry")
+    ida = sandbox.create_user("15553102", "Ida")
+    client = await _signed_in(sandbox, make_client, "15553102")
+    got: asyncio.Queue[str] = asyncio.Queue()
+
+    @client.on(events.NewMessage(incoming=True))
+    async def on_message(event: events.NewMessage.Event) -> None:
+        await got.put(event.raw_text)
+
+    await henry.send_message(ida, "live")
+    assert await asyncio.wait_for(got.get(), TIMEOUT) == "live"
+    await asyncio.wait_for(client.disconnect(), TIMEOUT)
+    await henry.send_message(ida, "missed one")
+    await henry.send_message(ida, "missed two")
+    await asyncio.wait_for(client.connect(), TIMEOUT)
+    # A live update reveals the pts gap; the client fetches the difference itself.
+    await henry.send_message(ida, "after")
+    texts = [await asyncio.wait_for(got.get(), TIMEOUT) for _ in range(3)]
+    assert sorted(texts) == ["after", "missed one", "missed two"]
+
+
+async def test_outgoing_message_reaches_senders_other_clients(
+    sandbox: Sandbox, make_client: ClientFactory
+) -> None:
+    sandbox.create_user("15553201", "Jack")
+    sandbox.create_user("15553202", "Kim", username="kim")
+    phone_a = await _signed_in(sandbox, make_client, "15553201")
+    phone_b = await _signed_in(sandbox, make_client, "15553201")
+    got: asyncio.Queue[events.NewMessage.Event] = asyncio.Queue()
+
+    @phone_b.on(events.NewMessage(outgoing=True))
+    async def on_message(event: events.NewMessage.Event) -> None:
+        await got.put(event)
+
+    await asyncio.wait_for(phone_a.send_message("kim", "from phone a"), TIMEOUT)
+    event = await asyncio.wait_for(got.get(), TIMEOUT)
+    assert event.raw_text == "from phone a"
+    assert event.out

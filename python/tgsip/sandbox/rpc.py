@@ -166,8 +166,8 @@ class Api:
             return user
         raise RpcError(400, "PEER_ID_INVALID")
 
-    def push_new_message(self, msg: Message) -> None:
-        """Deliver ``msg`` (a recipient's copy) to the owner's live connections."""
+    def push_new_message(self, msg: Message, exclude: Connection | None = None) -> None:
+        """Deliver ``msg`` (one owner's copy) to the owner's live connections but ``exclude``."""
         viewer = self.world.user_by_id(msg.owner_id)
         if viewer is None:
             return
@@ -180,7 +180,7 @@ class Api:
             date=msg.date,
             seq=0,
         )
-        self.sandbox.push(msg.owner_id, update)
+        self.sandbox.push(msg.owner_id, update, exclude)
 
     # --- dispatch ----------------------------------------------------------------------
 
@@ -434,6 +434,9 @@ class Api:
         salt1, salt2, verifier = params
         b = int.from_bytes(os.urandom(256), "big")
         srp_id = secrets.randbits(63)
+        now = self.now()
+        for stale in [k for k, v in self._srp.items() if v.expires <= now]:
+            del self._srp[stale]
         self._srp[srp_id] = _SrpSession(user.id, b, self.now() + SRP_TTL)
         return types.account.Password(
             new_algo=new_algo,
@@ -649,6 +652,7 @@ class Api:
         )
         if theirs is not None:
             self.push_new_message(theirs)
+        self.push_new_message(mine, exclude=conn)
         if mine.buttons is not None:
             return types.Updates(
                 updates=[

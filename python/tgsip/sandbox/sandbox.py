@@ -172,12 +172,13 @@ class Sandbox:
         )
         if theirs is not None:
             self.api.push_new_message(theirs)
+        self.api.push_new_message(mine)
         return mine
 
-    def push(self, user_id: int, update: object) -> None:
-        """Send ``update`` to every live, authorized connection of ``user_id``."""
+    def push(self, user_id: int, update: object, exclude: Connection | None = None) -> None:
+        """Send ``update`` to every live, authorized connection of ``user_id`` but ``exclude``."""
         for conn in list(self.server.connections):
-            if conn.session_id is None or conn.auth_key is None:
+            if conn is exclude or conn.session_id is None or conn.auth_key is None:
                 continue
             record = self.world.auth_key(conn.key_id)
             if record is not None and record.user_id == user_id:

@@ -80,6 +80,7 @@ class Connection:
         self._handshake: dict[str, Any] = {}
         self.layer = 0
         self.closed = False
+        self._disconnect_timer: asyncio.TimerHandle | None = None
 
     # --- outgoing ----------------------------------------------------------------------
 
@@ -121,7 +122,8 @@ class Connection:
 
     # --- incoming ----------------------------------------------------------------------
 
-    async def run(self, reader: asyncio.StreamReader) -> None:
+    async def run(self) -> None:
+        """Serve frames until the peer goes away or breaks the protocol."""
         while not self.closed:
             packet = await self.codec.read_packet()
             await self._handle_packet(packet)
@@ -299,6 +301,18 @@ class Connection:
             return
         await self._handle_message(msg_id, seq_no, body)
 
+    def _arm_disconnect(self, delay: int) -> None:
+        """ping_delay_disconnect: close unless another ping arrives within ``delay`` s."""
+        if self._disconnect_timer is not None:
+            self._disconnect_timer.cancel()
+        self._disconnect_timer = asyncio.get_running_loop().call_later(max(1, delay), self.close)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._disconnect_timer is not None:
+            self._disconnect_timer.cancel()
+        self.writer.close()
+
     def _bad_msg(self, msg_id: int, seq_no: int) -> bool:
         code = 0
         now = time.time()
@@ -342,6 +356,9 @@ class Connection:
         elif cid in (PING, PING_DELAY_DISCONNECT) and len(body) >= 12:
             (ping_id,) = struct.unpack_from("<q", body, 4)
             self.send_encrypted(struct.pack("<Iqq", PONG, msg_id, ping_id), content_related=False)
+            if cid == PING_DELAY_DISCONNECT and len(body) >= 16:
+                (delay,) = struct.unpack_from("<i", body, 12)
+                self._arm_disconnect(delay)
         elif cid in (DESTROY_SESSION, GET_FUTURE_SALTS):
             self._rpc_error(msg_id, 400, "METHOD_NOT_SUPPORTED")
         else:
@@ -468,8 +485,7 @@ class MTProtoServer:
         if self._server is not None:
             self._server.close()
         for conn in list(self.connections):
-            conn.closed = True
-            conn.writer.close()
+            conn.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -487,7 +503,7 @@ class MTProtoServer:
             codec = await asyncio.wait_for(detect(reader, writer), timeout=30)
             conn = Connection(self, codec, writer)
             self.connections.add(conn)
-            await conn.run(reader)
+            await conn.run()
         except (
             asyncio.IncompleteReadError,
             ConnectionError,
@@ -500,7 +516,7 @@ class MTProtoServer:
             log.exception("connection failed")
         finally:
             if conn is not None:
-                conn.closed = True
+                conn.close()
                 self.connections.discard(conn)
             writer.close()
             with contextlib.suppress(Exception):

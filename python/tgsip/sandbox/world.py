@@ -9,9 +9,11 @@ Timestamps are passed in (``now``, unix seconds) by the caller.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,6 +207,17 @@ class World:
 
     def close(self) -> None:
         self._db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """An explicit transaction (the connection is in autocommit mode)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     # --- users -------------------------------------------------------------------------
 
@@ -523,7 +536,7 @@ class World:
         markup = _markup_to_json(buttons)
         copies: list[Message] = []
         targets = [(from_id, True)] + ([(to_id, False)] if to_id != from_id else [])
-        with self._db:
+        with self._transaction():
             for owner, out in targets:
                 pts, msg_id = self._bump(owner, 1, True)
                 peer = to_id if out else from_id
@@ -568,7 +581,7 @@ class World:
         if not present:
             user = self.user_by_id(owner_id)
             return [], user.pts if user else 0
-        with self._db:
+        with self._transaction():
             pts, _ = self._bump(owner_id, len(present), False)
             self._db.executemany(
                 "DELETE FROM messages WHERE owner_id = ? AND id = ?",
