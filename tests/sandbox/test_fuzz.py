@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -74,3 +75,41 @@ def test_srp_accepts_telethon_proof_and_rejects_wrong_password() -> None:
     assert crypto.srp_check(verifier, b, salt1, salt2, good.A, good.M1)
     assert not crypto.srp_check(verifier, b, salt1, salt2, bad.A, bad.M1)
     assert not crypto.srp_check(verifier, b, salt1, salt2, struct.pack(">I", 1), good.M1)
+
+
+def _rsa_pad_encrypt(key: crypto.SandboxRsaKey, data: bytes) -> bytes:
+    """Client side of RSA_PAD (https://core.telegram.org/mtproto/auth_key, step 4.1)."""
+    data_with_padding = data + os.urandom(192 - len(data))
+    while True:
+        temp_key = os.urandom(32)
+        data_with_hash = data_with_padding[::-1] + crypto.sha256(temp_key, data_with_padding)
+        aes_encrypted = crypto.ige_encrypt(data_with_hash, temp_key, bytes(32))
+        temp_key_xor = bytes(
+            a ^ b for a, b in zip(temp_key, crypto.sha256(aes_encrypted), strict=True)
+        )
+        value = int.from_bytes(temp_key_xor + aes_encrypted, "big")
+        if value < key.n:
+            return pow(value, key.e, key.n).to_bytes(256, "big")
+
+
+def test_rsa_pad_and_legacy_inner_data(tmp_path: Path) -> None:
+    from telethon.crypto import rsa as telethon_rsa
+    from telethon.tl import types
+
+    key = crypto.load_or_create_rsa_key(tmp_path / "k.pem")
+    inner = bytes(
+        types.PQInnerData(
+            pq=b"\x01" * 8, p=b"\x02" * 4, q=b"\x03" * 4, nonce=1, server_nonce=2, new_nonce=3
+        )
+    )
+    padded = key.decrypt_inner_data(_rsa_pad_encrypt(key, inner))
+    assert padded is not None
+    assert padded.startswith(inner)
+    telethon_rsa.add_key(key.public_pem, old=False)
+    legacy = key.decrypt_inner_data(telethon_rsa.encrypt(key.fingerprint, inner))
+    assert legacy is not None
+    assert legacy[:20] == crypto.sha1(inner)
+    assert legacy[20:].startswith(inner)
+    assert key.decrypt_inner_data(os.urandom(255)) is None
+    # The fingerprint is the one Telethon computes for the same public key.
+    assert telethon_rsa.encrypt(key.fingerprint, inner) is not None

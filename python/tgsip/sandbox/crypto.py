@@ -140,6 +140,29 @@ class SandboxRsaKey:
         digest = sha1(tl_bytes(int_to_min_bytes(self.n)), tl_bytes(int_to_min_bytes(self.e)))
         return int(struct.unpack("<q", digest[-8:])[0])
 
+    def decrypt_inner_data(self, block: bytes) -> bytes | None:
+        """Recover p_q_inner_data from req_DH_params.encrypted_data.
+
+        Accepts RSA_PAD (auth_key page, step 4.1: temp_key_xor + AES-IGE(reversed padded data
+        + SHA256(temp_key + data))) and the legacy SHA1(data) + data + padding that Telethon
+        sends. Returns the padded inner data (the caller parses the TL object), or None when
+        neither check holds.
+        """
+        if len(block) != 256:
+            return None
+        plain = self.decrypt_raw(block)
+        # RSA_PAD: the 256-byte result is temp_key_xor (32) + aes_encrypted (224).
+        aes_encrypted = plain[32:]
+        temp_key = bytes(a ^ b for a, b in zip(plain[:32], sha256(aes_encrypted), strict=True))
+        data_with_hash = ige_decrypt(aes_encrypted, temp_key, bytes(32))
+        data_with_padding = data_with_hash[:192][::-1]
+        if sha256(temp_key, data_with_padding) == data_with_hash[192:]:
+            return data_with_padding
+        # Legacy: 0x00 + SHA1(data) + data + random padding (255 significant bytes).
+        if plain[0] == 0:
+            return plain[1:]
+        return None
+
     def decrypt_raw(self, block: bytes) -> bytes:
         """Textbook RSA decryption of a 256-byte block (the padding is MTProto's own)."""
         value = int.from_bytes(block, "big")

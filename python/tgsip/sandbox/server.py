@@ -188,16 +188,17 @@ class Connection:
         _pq, p, q = self.server.pq
         if obj.p != crypto.int_to_min_bytes(p) or obj.q != crypto.int_to_min_bytes(q):
             raise TransportError("wrong factorization")
-        plain = self.server.rsa.decrypt_raw(obj.encrypted_data)
-        # Legacy padding, which is what Telethon sends: SHA1(data) + data + random.
-        digest, rest = plain[1:21], plain[21:]
-        inner = None
-        with contextlib.suppress(TLDecodeError):
-            inner = parse_object(rest)
-        if not isinstance(inner, types.PQInnerData | types.PQInnerDataDc):
-            raise TransportError("bad p_q_inner_data")
-        if crypto.sha1(bytes(inner)) != digest or plain[0] != 0:
-            raise TransportError("p_q_inner_data hash mismatch")
+        try:
+            plain = self.server.rsa.decrypt_inner_data(obj.encrypted_data)
+        except ValueError as exc:
+            raise TransportError("bad RSA block") from exc
+        if plain is None:
+            raise TransportError("p_q_inner_data padding check failed")
+        inner = _parse_inner(plain)
+        if inner is None:
+            inner = _parse_inner(plain[20:])
+            if inner is None or crypto.sha1(bytes(inner)) != plain[:20]:
+                raise TransportError("bad p_q_inner_data")
         if (
             inner.nonce != self._handshake["nonce"]
             or inner.server_nonce != self._handshake["server_nonce"]
@@ -411,6 +412,17 @@ class Connection:
             self._rpc_error(msg_id, 500, "INTERNAL")
             return
         self.send_encrypted(struct.pack("<Iq", RPC_RESULT, msg_id) + data, content_related=True)
+
+
+def _parse_inner(data: bytes) -> Any:
+    """A p_q_inner_data(_dc) object at the start of ``data`` (trailing padding ignored)."""
+    try:
+        inner = parse_object(data)
+    except TLDecodeError:
+        return None
+    if isinstance(inner, types.PQInnerData | types.PQInnerDataDc):
+        return inner
+    return None
 
 
 def _rand_int128() -> int:
