@@ -28,6 +28,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PHONE:NAME[:USERNAME]",
         help="create this user if missing (repeatable)",
     )
+    p.add_argument(
+        "--bot-api-port",
+        type=int,
+        default=None,
+        help="also serve the Bot API over HTTP on this port",
+    )
+    p.add_argument(
+        "--bot",
+        action="append",
+        default=[],
+        metavar="USERNAME:NAME",
+        help="create this bot if missing and print its token (repeatable)",
+    )
     return p
 
 
@@ -58,8 +71,24 @@ async def _run(args: argparse.Namespace) -> int:
         if sandbox.user_by_phone(phone) is None:
             sandbox.create_user(phone, name or phone, username=username or None)
     (sandbox.data_dir / "rsa_public.pem").write_text(sandbox.public_key_pem)
+    bots = []
+    for spec in args.bot:
+        username, _, name = spec.partition(":")
+        bot = sandbox.world.user_by_username(username) or sandbox.create_bot(
+            username, name or username
+        )
+        bots.append(bot)
     port = await sandbox.start(args.host, args.port)
-    print(instructions(sandbox, args.host, port), flush=True)
+    lines = [instructions(sandbox, args.host, port)]
+    if args.bot_api_port is not None:
+        api_port = await sandbox.start_bot_api(args.host, args.bot_api_port)
+        lines.append(f"Bot API: http://{args.host}:{api_port}/bot<token>/<method>")
+        lines.append(
+            "    aiogram: AiohttpSession(api=TelegramAPIServer.from_base("
+            f"'http://{args.host}:{api_port}'))"
+        )
+    lines.extend(f"bot @{b.username} token {b.bot_token}" for b in bots)
+    print("\n".join(lines), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -14,6 +14,7 @@ old=False)`` and connects with ``client.session.set_dc(sandbox.dc_id, host, port
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tgsip.sandbox import crypto
+from tgsip.sandbox.botapi import BotApiServer
 from tgsip.sandbox.rpc import DC_ID, Api
 from tgsip.sandbox.server import Connection, MTProtoServer
 from tgsip.sandbox.world import Button, Email, Message, User, World
@@ -78,6 +80,8 @@ class Sandbox:
         self.api = Api(self)
         self.server = MTProtoServer(self.world, self.rsa, self._dispatch, self.now)
         self.dc_id = DC_ID
+        self._changed: dict[int, asyncio.Event] = {}
+        self.bot_api: BotApiServer | None = None
         self.advertised_address: tuple[str, int] = ("127.0.0.1", 0)
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -88,7 +92,15 @@ class Sandbox:
         self.advertised_address = (host, bound)
         return bound
 
+    async def start_bot_api(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Serve the Bot API over HTTP; returns the bound port (base URL http://host:port)."""
+        self.bot_api = BotApiServer(self)
+        return await self.bot_api.start(host, port)
+
     async def stop(self) -> None:
+        if self.bot_api is not None:
+            await self.bot_api.stop()
+            self.bot_api = None
         await self.server.stop()
 
     def close(self) -> None:
@@ -165,18 +177,35 @@ class Sandbox:
         to: ScriptedUser | User | int,
         text: str,
         buttons: list[list[Button]] | None = None,
+        markup: tuple[tuple[Button, ...], ...] | None = None,
+        reply_to: int | None = None,
     ) -> Message:
-        markup = tuple(tuple(row) for row in buttons) if buttons else None
+        """Send a private message and push it to both sides' live clients."""
+        if markup is None and buttons:
+            markup = tuple(tuple(row) for row in buttons)
         mine, theirs = self.world.send_message(
-            _uid(from_user), _uid(to), text, self.now(), buttons=markup
+            _uid(from_user), _uid(to), text, self.now(), reply_to=reply_to, buttons=markup
         )
         if theirs is not None:
             self.api.push_new_message(theirs)
         self.api.push_new_message(mine)
         return mine
 
+    def changed(self, user_id: int) -> asyncio.Event:
+        """An event set (and replaced) whenever ``user_id``'s message box changes."""
+        event = self._changed.get(user_id)
+        if event is None:
+            event = self._changed[user_id] = asyncio.Event()
+        return event
+
     def push(self, user_id: int, update: object, exclude: Connection | None = None) -> None:
-        """Send ``update`` to every live, authorized connection of ``user_id`` but ``exclude``."""
+        """Send ``update`` to every live, authorized connection of ``user_id`` but ``exclude``.
+
+        Also wakes Bot API long polls waiting on ``changed(user_id)``.
+        """
+        event = self._changed.pop(user_id, None)
+        if event is not None:
+            event.set()
         for conn in list(self.server.connections):
             if conn is exclude or conn.session_id is None or conn.auth_key is None:
                 continue

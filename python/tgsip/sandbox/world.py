@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS contacts (
   owner_id INTEGER NOT NULL, user_id INTEGER NOT NULL, first_name TEXT NOT NULL,
   last_name TEXT NOT NULL, PRIMARY KEY (owner_id, user_id)
 );
+CREATE TABLE IF NOT EXISTS bot_offsets (
+  bot_id INTEGER PRIMARY KEY, confirmed INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS privacy (
   user_id INTEGER NOT NULL, key TEXT NOT NULL, rules TEXT NOT NULL,
   PRIMARY KEY (user_id, key)
@@ -613,6 +616,28 @@ class World:
             ).fetchall()
         ]
         return msgs, dels
+
+    def inbox_since(self, owner_id: int, since_pts: int, limit: int) -> list[Message]:
+        """Incoming messages in ``owner_id``'s box with pts >= ``since_pts``, oldest first."""
+        rows = self._db.execute(
+            "SELECT * FROM messages WHERE owner_id = ? AND out = 0 AND pts >= ? "
+            "ORDER BY pts LIMIT ?",
+            (owner_id, since_pts, limit),
+        ).fetchall()
+        return [self._message(r) for r in rows]
+
+    def bot_confirmed(self, bot_id: int) -> int:
+        """The Bot API update offset the bot last confirmed (0 when none)."""
+        row = self._db.execute(
+            "SELECT confirmed FROM bot_offsets WHERE bot_id = ?", (bot_id,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_bot_confirmed(self, bot_id: int, offset: int) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO bot_offsets (bot_id, confirmed) VALUES (?, ?)",
+            (bot_id, offset),
+        )
 
     # --- contacts and privacy ----------------------------------------------------------
 
