@@ -4,6 +4,7 @@ See :class:`tgsip.sandbox.sandbox.Sandbox` for the scripting API and ``python -m
 tgsip.sandbox --help`` for the standalone server.
 """
 
+from tgsip.sandbox.cli import main
 from tgsip.sandbox.sandbox import DEFAULT_API_HASH, DEFAULT_API_ID, Sandbox, ScriptedUser
 from tgsip.sandbox.world import Button, Message, User, World, WorldError
 
@@ -17,4 +18,5 @@ __all__ = [
     "User",
     "World",
     "WorldError",
+    "main",
 ]
