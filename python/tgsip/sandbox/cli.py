@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 from pathlib import Path
 
@@ -41,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="USERNAME:NAME",
         help="create this bot if missing and print its token (repeatable)",
     )
+    p.add_argument(
+        "--print-codes",
+        action="store_true",
+        help="print login codes to stdout (for users with no other session)",
+    )
     return p
 
 
@@ -58,7 +64,8 @@ def instructions(sandbox: Sandbox, host: str, port: int) -> str:
             f"    rsa.add_key(open('{pem_path}').read(), old=False)",
             f"    client = TelegramClient(session, {DEFAULT_API_ID}, '{DEFAULT_API_HASH}')",
             f"    client.session.set_dc({sandbox.dc_id}, '{host}', {port})",
-            "Login codes arrive as messages from user 777000 (and are printed here).",
+            "Login codes arrive as messages from user 777000 (run with --print-codes to see them",
+            "here too); 2FA recovery codes are in the sandbox's email outbox.",
         ]
     )
 
@@ -87,7 +94,16 @@ async def _run(args: argparse.Namespace) -> int:
             "    aiogram: AiohttpSession(api=TelegramAPIServer.from_base("
             f"'http://{args.host}:{api_port}'))"
         )
-    lines.extend(f"bot @{b.username} token {b.bot_token}" for b in bots)
+    if bots:
+        tokens = sandbox.data_dir / "bot_tokens.txt"
+        fd = os.open(tokens, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.writelines(f"{b.username} {b.bot_token}\n" for b in bots)
+        lines.append(f"bot tokens (username token per line): {tokens}")
+    if args.print_codes:
+        sandbox.on_login_code = lambda phone, code: print(
+            f"login code for +{phone}: {code}", flush=True
+        )
     print("\n".join(lines), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -337,6 +337,8 @@ class Api:
             raise RpcError(420, f"FLOOD_WAIT_{max(1, recent[0] + FLOOD_WINDOW - now)}")
         code = "".join(secrets.choice("0123456789") for _ in range(CODE_LENGTH))
         phone_code_hash = self.world.add_login_code(phone, code, now, self.sandbox.code_ttl)
+        if self.sandbox.on_login_code is not None:
+            self.sandbox.on_login_code(phone, code)
         user = self.world.user_by_phone(phone)
         if user is not None:
             _, copy = self.world.send_message(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,8 @@ class Sandbox:
         self.dc_id = DC_ID
         self._changed: dict[int, asyncio.Event] = {}
         self.bot_api: BotApiServer | None = None
+        self.on_login_code: Callable[[str, str], None] | None = None
+        """Called with (phone, code) whenever a login code is sent (for the CLI)."""
         self.advertised_address: tuple[str, int] = ("127.0.0.1", 0)
 
     # --- lifecycle ---------------------------------------------------------------------
