@@ -12,11 +12,11 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramUnauthorizedError
 from aiogram.filters import CommandStart
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.types import Message as BotMessage
 from telethon import events
 
-from tgsip.sandbox import Sandbox
+from tgsip.sandbox import Sandbox, WorldError
 
 from .conftest import TIMEOUT, ClientFactory, login
 
@@ -38,6 +38,11 @@ async def test_aiogram_polling_round_trip(sandbox: Sandbox, make_client: ClientF
         )
         await message.answer(f"hello {message.from_user.first_name}", reply_markup=keyboard)
 
+    @dp.callback_query()
+    async def on_press(query: CallbackQuery) -> None:
+        seen.append(f"press {query.data} by {query.from_user.first_name}")
+        await query.answer(f"pressed {query.data}", show_alert=True)
+
     polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=2))
     try:
         me = await asyncio.wait_for(bot.get_me(), TIMEOUT)
@@ -58,6 +63,26 @@ async def test_aiogram_polling_round_trip(sandbox: Sandbox, make_client: ClientF
         assert reply.raw_text == "hello Mia"
         assert reply.buttons[0][0].data == b"call:1"
         assert seen == ["/start"]
+
+        # A Telethon user presses the inline button; the bot's answer comes back.
+        answer = await asyncio.wait_for(reply.click(0), TIMEOUT)
+        assert answer.message == "pressed call:1"
+        assert answer.alert
+        # A scripted user presses it too.
+        nina = sandbox.create_user("15559002", "Nina")
+        await nina.send_message(bot_user, "/start")
+        for _ in range(50):
+            msgs = nina.history(bot_user, limit=1)
+            if msgs and not msgs[0].out:
+                break
+            await asyncio.wait_for(sandbox.changed(nina.id).wait(), TIMEOUT)
+        assert msgs[0].text == "hello Nina"
+        query = await nina.press_button(msgs[0].id, b"call:1", timeout=TIMEOUT)
+        assert query.answered
+        assert query.answer_text == "pressed call:1"
+        assert seen == ["/start", "press call:1 by Mia", "/start", "press call:1 by Nina"]
+        with pytest.raises(WorldError):
+            await nina.press_button(msgs[0].id, b"not-a-button", timeout=TIMEOUT)
     finally:
         await asyncio.wait_for(dp.stop_polling(), TIMEOUT)
         with contextlib.suppress(asyncio.CancelledError):

@@ -3,7 +3,8 @@
 URL scheme as https://core.telegram.org/bots/api: ``/bot<token>/<method>``, parameters
 in the query string, a form body or a JSON body; answers ``{"ok": true, "result": ...}`` or
 ``{"ok": false, "error_code": ..., "description": ...}``. Implemented: getMe, getUpdates
-(long polling; the confirmed offset persists), sendMessage (text, inline keyboards),
+(long polling; the confirmed offset persists; messages and callback queries),
+sendMessage (text, inline keyboards), answerCallbackQuery,
 deleteWebhook and getWebhookInfo (no webhook is ever set).
 Update ids are the bot's pts, so they only grow and survive restarts.
 """
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tgsip.sandbox.world import Button, Message, User, WorldError
+from tgsip.sandbox.world import Button, CallbackQuery, Message, User, WorldError
 
 if TYPE_CHECKING:
     from tgsip.sandbox.sandbox import Sandbox
@@ -195,15 +196,49 @@ class BotApiServer:
         deadline = loop.time() + timeout
         while True:
             changed = self.sandbox.changed(bot.id)
-            msgs = world.inbox_since(bot.id, since, limit)
+            items = world.bot_updates_since(bot.id, since, limit)
             remaining = deadline - loop.time()
-            if msgs or remaining <= 0:
+            if items or remaining <= 0:
                 break
             try:
                 await asyncio.wait_for(changed.wait(), remaining)
             except TimeoutError:
                 continue
-        return [{"update_id": m.pts, "message": self._message_json(m, bot)} for m in msgs]
+        return [self._update_json(item, bot) for item in items]
+
+    def _update_json(self, item: Message | CallbackQuery, bot: User) -> dict[str, Any]:
+        if isinstance(item, Message):
+            return {"update_id": item.pts, "message": self._message_json(item, bot)}
+        presser = self.sandbox.world.user_by_id(item.user_id)
+        msg = self.sandbox.world.message(bot.id, item.bot_msg_id)
+        if presser is None:
+            raise BotApiError(500, "Internal Server Error: callback user vanished")
+        query: dict[str, Any] = {
+            "id": str(item.id),
+            "from": user_json(presser),
+            "chat_instance": str(bot.id ^ presser.id),
+            "data": item.data.decode("utf-8", "replace"),
+        }
+        if msg is not None:
+            query["message"] = self._message_json(msg, bot)
+        return {"update_id": item.pts, "callback_query": query}
+
+    async def m_answercallbackquery(self, bot: User, params: dict[str, Any]) -> bool:
+        query_id = int(params["callback_query_id"])
+        query = self.sandbox.world.callback_query(query_id)
+        if query is None or query.bot_id != bot.id:
+            raise BotApiError(400, "Bad Request: query is too old or query ID is invalid")
+        text = params.get("text")
+        alert = str(params.get("show_alert", "")).lower() in ("true", "1")
+        url = params.get("url")
+        if not self.sandbox.answer_callback_query(
+            query_id,
+            str(text) if text is not None else None,
+            alert,
+            str(url) if url is not None else None,
+        ):
+            raise BotApiError(400, "Bad Request: query is too old or query ID is invalid")
+        return True
 
     async def m_sendmessage(self, bot: User, params: dict[str, Any]) -> dict[str, Any]:
         chat_id = int(params["chat_id"])

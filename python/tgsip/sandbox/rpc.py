@@ -26,6 +26,7 @@ FLOOD_CODES = 5
 FLOOD_WINDOW = 60
 SRP_TTL = 300
 RECOVERY_TTL = 3600
+BOT_ANSWER_TIMEOUT = 10.0
 
 _NO_AUTH = (
     functions.InvokeWithLayerRequest,
@@ -670,6 +671,24 @@ class Api:
             )
         return types.UpdateShortSentMessage(
             id=mine.id, pts=mine.pts, pts_count=1, date=mine.date, out=True
+        )
+
+    async def on_messages_GetBotCallbackAnswerRequest(self, conn: Connection, req: Any) -> Any:
+        me = self.me(conn)
+        bot = self.resolve_peer(req.peer, me)
+        if not bot.is_bot:
+            raise RpcError(400, "BOT_INVALID")
+        if req.data is None:
+            raise RpcError(400, "DATA_INVALID")
+        query = await self.sandbox.press_button(me, req.msg_id, req.data, BOT_ANSWER_TIMEOUT)
+        if not query.answered:
+            raise RpcError(400, "BOT_RESPONSE_TIMEOUT")
+        return types.messages.BotCallbackAnswer(
+            cache_time=0,
+            alert=query.show_alert,
+            has_url=query.url is not None,
+            message=query.answer_text,
+            url=query.url,
         )
 
     def _messages(self, me: User, msgs: list[Message]) -> Any:

@@ -26,7 +26,7 @@ from tgsip.sandbox import crypto
 from tgsip.sandbox.botapi import BotApiServer
 from tgsip.sandbox.rpc import DC_ID, Api
 from tgsip.sandbox.server import Connection, MTProtoServer
-from tgsip.sandbox.world import Button, Email, Message, User, World
+from tgsip.sandbox.world import Button, CallbackQuery, Email, Message, User, World, WorldError
 
 DEFAULT_API_ID = 1
 DEFAULT_API_HASH = "0123456789abcdef0123456789abcdef"
@@ -53,6 +53,12 @@ class ScriptedUser:
     ) -> Message:
         """Send a private message; the recipient's live clients receive updateNewMessage."""
         return self.sandbox.send_message(self.id, to, text, buttons)
+
+    async def press_button(
+        self, message_id: int, data: bytes, timeout: float = 10
+    ) -> CallbackQuery:
+        """Press an inline button on a bot's message in this user's box (see Sandbox)."""
+        return await self.sandbox.press_button(self.id, message_id, data, timeout)
 
     def history(self, peer: ScriptedUser | User | int, limit: int = 50) -> list[Message]:
         """This user's copy of the chat with ``peer``, newest first."""
@@ -82,6 +88,7 @@ class Sandbox:
         self.server = MTProtoServer(self.world, self.rsa, self._dispatch, self.now)
         self.dc_id = DC_ID
         self._changed: dict[int, asyncio.Event] = {}
+        self._answers: dict[int, asyncio.Event] = {}
         self.bot_api: BotApiServer | None = None
         self.on_login_code: Callable[[str, str], None] | None = None
         """Called with (phone, code) whenever a login code is sent (for the CLI)."""
@@ -194,6 +201,52 @@ class Sandbox:
         self.api.push_new_message(mine)
         return mine
 
+    async def press_button(
+        self, user: ScriptedUser | User | int, message_id: int, data: bytes, timeout: float = 10
+    ) -> CallbackQuery:
+        """Press the inline button carrying ``data`` on ``user``'s copy of a bot's message.
+
+        Waits up to ``timeout`` s for the bot's answerCallbackQuery; returns the query (check
+        ``answered``). Raises WorldError MESSAGE_ID_INVALID or DATA_INVALID.
+        """
+        uid = _uid(user)
+        msg = self.world.message(uid, message_id)
+        if msg is None or msg.out or msg.twin_id is None:
+            raise WorldError("MESSAGE_ID_INVALID")
+        sender = self.world.user_by_id(msg.from_id)
+        if sender is None or not sender.is_bot:
+            raise WorldError("MESSAGE_ID_INVALID")
+        if not any(b.data == data for row in msg.buttons or () for b in row):
+            raise WorldError("DATA_INVALID")
+        query = self.world.add_callback_query(sender.id, uid, msg.twin_id, data, self.now())
+        answered = self._answers[query.id] = asyncio.Event()
+        self._wake(sender.id)
+        try:
+            await asyncio.wait_for(answered.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._answers.pop(query.id, None)
+        final = self.world.callback_query(query.id)
+        assert final is not None
+        return final
+
+    def answer_callback_query(
+        self, query_id: int, text: str | None, show_alert: bool = False, url: str | None = None
+    ) -> bool:
+        """The bot's answer to a button press; False if unknown or already answered."""
+        if not self.world.answer_callback_query(query_id, text, show_alert, url):
+            return False
+        event = self._answers.get(query_id)
+        if event is not None:
+            event.set()
+        return True
+
+    def _wake(self, user_id: int) -> None:
+        event = self._changed.pop(user_id, None)
+        if event is not None:
+            event.set()
+
     def changed(self, user_id: int) -> asyncio.Event:
         """An event set (and replaced) whenever ``user_id``'s message box changes."""
         event = self._changed.get(user_id)
@@ -206,9 +259,7 @@ class Sandbox:
 
         Also wakes Bot API long polls waiting on ``changed(user_id)``.
         """
-        event = self._changed.pop(user_id, None)
-        if event is not None:
-            event.set()
+        self._wake(user_id)
         for conn in list(self.server.connections):
             if conn is exclude or conn.session_id is None or conn.auth_key is None:
                 continue

@@ -81,6 +81,7 @@ class Connection:
         self.layer = 0
         self.closed = False
         self._disconnect_timer: asyncio.TimerHandle | None = None
+        self._rpc_tasks: set[asyncio.Task[None]] = set()
 
     # --- outgoing ----------------------------------------------------------------------
 
@@ -310,6 +311,8 @@ class Connection:
 
     def close(self) -> None:
         self.closed = True
+        for task in list(self._rpc_tasks):
+            task.cancel()
         if self._disconnect_timer is not None:
             self._disconnect_timer.cancel()
         self.writer.close()
@@ -363,7 +366,11 @@ class Connection:
         elif cid in (DESTROY_SESSION, GET_FUTURE_SALTS):
             self._rpc_error(msg_id, 400, "METHOD_NOT_SUPPORTED")
         else:
-            await self._handle_rpc(msg_id, body)
+            # Each call runs as its own task so a slow one (a bot's callback answer) does not
+            # hold up the rest; calls without awaits still complete in arrival order.
+            task = asyncio.create_task(self._handle_rpc(msg_id, body))
+            self._rpc_tasks.add(task)
+            task.add_done_callback(self._rpc_tasks.discard)
 
     async def _handle_container(self, msg_id: int, body: bytes) -> None:
         if len(body) < 8:

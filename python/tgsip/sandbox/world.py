@@ -10,6 +10,7 @@ Timestamps are passed in (``now``, unix seconds) by the caller.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import secrets
 import sqlite3
@@ -51,7 +52,8 @@ CREATE TABLE IF NOT EXISTS emails (
 CREATE TABLE IF NOT EXISTS messages (
   owner_id INTEGER NOT NULL, id INTEGER NOT NULL, peer_id INTEGER NOT NULL,
   from_id INTEGER NOT NULL, out INTEGER NOT NULL, text TEXT NOT NULL, date INTEGER NOT NULL,
-  pts INTEGER NOT NULL, reply_to INTEGER, markup TEXT, PRIMARY KEY (owner_id, id)
+  pts INTEGER NOT NULL, reply_to INTEGER, markup TEXT, twin_id INTEGER,
+  PRIMARY KEY (owner_id, id)
 );
 CREATE INDEX IF NOT EXISTS messages_pts ON messages (owner_id, pts);
 CREATE TABLE IF NOT EXISTS deletions (
@@ -61,6 +63,12 @@ CREATE TABLE IF NOT EXISTS deletions (
 CREATE TABLE IF NOT EXISTS contacts (
   owner_id INTEGER NOT NULL, user_id INTEGER NOT NULL, first_name TEXT NOT NULL,
   last_name TEXT NOT NULL, PRIMARY KEY (owner_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS callback_queries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, bot_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+  bot_msg_id INTEGER NOT NULL, data BLOB NOT NULL, pts INTEGER NOT NULL,
+  created INTEGER NOT NULL, answered INTEGER NOT NULL DEFAULT 0, answer_text TEXT,
+  show_alert INTEGER NOT NULL DEFAULT 0, url TEXT
 );
 CREATE TABLE IF NOT EXISTS bot_offsets (
   bot_id INTEGER PRIMARY KEY, confirmed INTEGER NOT NULL
@@ -119,6 +127,25 @@ class Message:
     pts: int
     reply_to: int | None
     buttons: tuple[tuple[Button, ...], ...] | None
+    twin_id: int | None = None
+    """The id of the other side's copy (None for Saved Messages)."""
+
+
+@dataclass(frozen=True)
+class CallbackQuery:
+    """A press of an inline button by ``user_id`` on the bot's message ``bot_msg_id``."""
+
+    id: int
+    bot_id: int
+    user_id: int
+    bot_msg_id: int
+    data: bytes
+    pts: int
+    created: int
+    answered: bool
+    answer_text: str | None
+    show_alert: bool
+    url: str | None
 
 
 @dataclass(frozen=True)
@@ -507,6 +534,7 @@ class World:
             pts=row["pts"],
             reply_to=row["reply_to"],
             buttons=_markup_from_json(row["markup"]),
+            twin_id=row["twin_id"],
         )
 
     def _bump(self, user_id: int, pts_count: int, msg: bool) -> tuple[int, int]:
@@ -543,14 +571,32 @@ class World:
             for owner, out in targets:
                 pts, msg_id = self._bump(owner, 1, True)
                 peer = to_id if out else from_id
+                reply = reply_to
+                if reply_to is not None and not out:
+                    original = self.message(from_id, reply_to)
+                    reply = original.twin_id if original is not None else None
                 self._db.execute(
                     "INSERT INTO messages (owner_id, id, peer_id, from_id, out, text, date, pts, "
                     "reply_to, markup) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (owner, msg_id, peer, from_id, int(out), text, now, pts, reply_to, markup),
+                    (owner, msg_id, peer, from_id, int(out), text, now, pts, reply, markup),
                 )
                 copies.append(
-                    Message(owner, msg_id, peer, from_id, out, text, now, pts, reply_to, buttons)
+                    Message(owner, msg_id, peer, from_id, out, text, now, pts, reply, buttons)
                 )
+            if len(copies) == 2:
+                a, b = copies
+                self._db.execute(
+                    "UPDATE messages SET twin_id = ? WHERE owner_id = ? AND id = ?",
+                    (b.id, a.owner_id, a.id),
+                )
+                self._db.execute(
+                    "UPDATE messages SET twin_id = ? WHERE owner_id = ? AND id = ?",
+                    (a.id, b.owner_id, b.id),
+                )
+                copies = [
+                    dataclasses.replace(a, twin_id=b.id),
+                    dataclasses.replace(b, twin_id=a.id),
+                ]
         return copies[0], copies[1] if len(copies) > 1 else None
 
     def message(self, owner_id: int, msg_id: int) -> Message | None:
@@ -625,6 +671,70 @@ class World:
             (owner_id, since_pts, limit),
         ).fetchall()
         return [self._message(r) for r in rows]
+
+    def add_callback_query(
+        self, bot_id: int, user_id: int, bot_msg_id: int, data: bytes, now: int
+    ) -> CallbackQuery:
+        """Record a button press for the bot; it takes the next pts in the bot's box."""
+        with self._transaction():
+            pts, _ = self._bump(bot_id, 1, False)
+            cur = self._db.execute(
+                "INSERT INTO callback_queries (bot_id, user_id, bot_msg_id, data, pts, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (bot_id, user_id, bot_msg_id, data, pts, now),
+            )
+        query = self.callback_query(int(cur.lastrowid or 0))
+        assert query is not None
+        return query
+
+    @staticmethod
+    def _query(row: sqlite3.Row) -> CallbackQuery:
+        return CallbackQuery(
+            id=row["id"],
+            bot_id=row["bot_id"],
+            user_id=row["user_id"],
+            bot_msg_id=row["bot_msg_id"],
+            data=bytes(row["data"]),
+            pts=row["pts"],
+            created=row["created"],
+            answered=bool(row["answered"]),
+            answer_text=row["answer_text"],
+            show_alert=bool(row["show_alert"]),
+            url=row["url"],
+        )
+
+    def callback_query(self, query_id: int) -> CallbackQuery | None:
+        row = self._db.execute(
+            "SELECT * FROM callback_queries WHERE id = ?", (query_id,)
+        ).fetchone()
+        return self._query(row) if row else None
+
+    def answer_callback_query(
+        self, query_id: int, text: str | None, show_alert: bool, url: str | None
+    ) -> bool:
+        """Store the bot's answer; False when the query is unknown or already answered."""
+        cur = self._db.execute(
+            "UPDATE callback_queries SET answered = 1, answer_text = ?, show_alert = ?, url = ? "
+            "WHERE id = ? AND answered = 0",
+            (text, int(show_alert), url, query_id),
+        )
+        return cur.rowcount == 1
+
+    def bot_updates_since(
+        self, bot_id: int, since_pts: int, limit: int
+    ) -> list[Message | CallbackQuery]:
+        """Incoming messages and button presses with pts >= ``since_pts``, in pts order."""
+        queries = [
+            self._query(r)
+            for r in self._db.execute(
+                "SELECT * FROM callback_queries WHERE bot_id = ? AND pts >= ? ORDER BY pts LIMIT ?",
+                (bot_id, since_pts, limit),
+            ).fetchall()
+        ]
+        items: list[Message | CallbackQuery] = [*self.inbox_since(bot_id, since_pts, limit)]
+        items.extend(queries)
+        items.sort(key=lambda item: item.pts)
+        return items[:limit]
 
     def bot_confirmed(self, bot_id: int) -> int:
         """The Bot API update offset the bot last confirmed (0 when none)."""
