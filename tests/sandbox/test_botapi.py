@@ -115,3 +115,51 @@ async def test_bot_api_errors(sandbox: Sandbox) -> None:
             body = await resp.json()
         assert body == {"ok": True, "result": []}
         assert 0.9 <= loop.time() - started < 5
+
+
+async def test_bot_edits_and_deletes_reach_telethon(
+    sandbox: Sandbox, make_client: ClientFactory
+) -> None:
+    bot_user = sandbox.create_bot("editor_bot", "Editor")
+    assert bot_user.bot_token is not None
+    api_port = await sandbox.start_bot_api("127.0.0.1", 0)
+    session = AiohttpSession(api=TelegramAPIServer.from_base(f"http://127.0.0.1:{api_port}"))
+    bot = Bot(bot_user.bot_token, session=session)
+    try:
+        olga = sandbox.create_user("15559101", "Olga")
+        client = await make_client()
+        await login(client, sandbox, "15559101")
+        new: asyncio.Queue[events.NewMessage.Event] = asyncio.Queue()
+        edited: asyncio.Queue[events.MessageEdited.Event] = asyncio.Queue()
+        deleted: asyncio.Queue[events.MessageDeleted.Event] = asyncio.Queue()
+        client.add_event_handler(new.put, events.NewMessage(incoming=True))
+        client.add_event_handler(edited.put, events.MessageEdited())
+        client.add_event_handler(deleted.put, events.MessageDeleted())
+
+        keyboard = InlineKeyboardMarkup(
+            inline_keyboard=[[InlineKeyboardButton(text="A", callback_data="a")]]
+        )
+        sent = await asyncio.wait_for(
+            bot.send_message(olga.id, "first", reply_markup=keyboard), TIMEOUT
+        )
+        got = await asyncio.wait_for(new.get(), TIMEOUT)
+        assert got.raw_text == "first"
+        assert got.buttons[0][0].data == b"a"
+
+        await asyncio.wait_for(
+            bot.edit_message_text(text="second", chat_id=olga.id, message_id=sent.message_id),
+            TIMEOUT,
+        )
+        change = await asyncio.wait_for(edited.get(), TIMEOUT)
+        assert change.id == got.id
+        assert change.raw_text == "second"
+        assert change.message.reply_markup is None
+
+        assert await asyncio.wait_for(
+            bot.delete_message(chat_id=olga.id, message_id=sent.message_id), TIMEOUT
+        )
+        gone = await asyncio.wait_for(deleted.get(), TIMEOUT)
+        assert gone.deleted_ids == [got.id]
+        assert olga.history(bot_user) == []
+    finally:
+        await bot.session.close()

@@ -101,15 +101,17 @@ async def test_catch_up_after_reconnect(sandbox: Sandbox, make_client: ClientFac
     state = await asyncio.wait_for(client(functions.updates.GetStateRequest()), TIMEOUT)
     await asyncio.wait_for(client.disconnect(), TIMEOUT)
     await frank.send_message(grace, "while you were away")
-    await frank.send_message(grace, "and again")
-    diff = await asyncio.wait_for(client.connect(), TIMEOUT)
-    assert diff is None
+    second = await frank.send_message(grace, "and again")
+    sandbox.edit_message(frank, second.id, text="and again, edited")
+    await asyncio.wait_for(client.connect(), TIMEOUT)
     diff = await asyncio.wait_for(
         client(functions.updates.GetDifferenceRequest(pts=state.pts, date=state.date, qts=0)),
         TIMEOUT,
     )
-    assert [m.message for m in diff.new_messages] == ["while you were away", "and again"]
-    assert diff.state.pts == state.pts + 2
+    assert [m.message for m in diff.new_messages] == ["while you were away", "and again, edited"]
+    assert [type(u).__name__ for u in diff.other_updates] == ["UpdateEditMessage"]
+    assert diff.other_updates[0].message.edit_date is not None
+    assert diff.state.pts == state.pts + 3
 
 
 async def test_events_after_reconnect_come_from_get_difference(

@@ -4,7 +4,8 @@ URL scheme as https://core.telegram.org/bots/api: ``/bot<token>/<method>``, para
 in the query string, a form body or a JSON body; answers ``{"ok": true, "result": ...}`` or
 ``{"ok": false, "error_code": ..., "description": ...}``. Implemented: getMe, getUpdates
 (long polling; the confirmed offset persists; messages and callback queries),
-sendMessage (text, inline keyboards), answerCallbackQuery,
+sendMessage (text, inline keyboards), editMessageText, editMessageReplyMarkup,
+deleteMessage, answerCallbackQuery,
 deleteWebhook and getWebhookInfo (no webhook is ever set).
 Update ids are the bot's pts, so they only grow and survive restarts.
 """
@@ -222,6 +223,43 @@ class BotApiServer:
         if msg is not None:
             query["message"] = self._message_json(msg, bot)
         return {"update_id": item.pts, "callback_query": query}
+
+    def _own_message(self, bot: User, params: dict[str, Any]) -> Message:
+        msg = self.sandbox.world.message(bot.id, int(params["message_id"]))
+        if msg is None or msg.peer_id != int(params["chat_id"]):
+            raise BotApiError(400, "Bad Request: message to edit not found")
+        return msg
+
+    async def m_editmessagetext(self, bot: User, params: dict[str, Any]) -> dict[str, Any]:
+        msg = self._own_message(bot, params)
+        if not msg.out:
+            raise BotApiError(400, "Bad Request: message can't be edited")
+        text = str(params.get("text", ""))
+        if not text.strip():
+            raise BotApiError(400, "Bad Request: message text is empty")
+        markup = _parse_markup(params.get("reply_markup"))
+        edited = self.sandbox.edit_message(
+            bot,
+            msg.id,
+            text=text,
+            buttons=[list(r) for r in markup] if markup else None,
+            set_buttons=True,
+        )
+        return self._message_json(edited, bot)
+
+    async def m_editmessagereplymarkup(self, bot: User, params: dict[str, Any]) -> dict[str, Any]:
+        msg = self._own_message(bot, params)
+        if not msg.out:
+            raise BotApiError(400, "Bad Request: message can't be edited")
+        markup = _parse_markup(params.get("reply_markup"))
+        edited = self.sandbox.edit_message(
+            bot, msg.id, buttons=[list(r) for r in markup] if markup else None, set_buttons=True
+        )
+        return self._message_json(edited, bot)
+
+    async def m_deletemessage(self, bot: User, params: dict[str, Any]) -> bool:
+        msg = self._own_message(bot, params)
+        return self.sandbox.delete_message(bot, msg.id, revoke=True)
 
     async def m_answercallbackquery(self, bot: User, params: dict[str, Any]) -> bool:
         query_id = int(params["callback_query_id"])

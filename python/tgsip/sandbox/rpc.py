@@ -149,7 +149,33 @@ class Api:
             if msg.reply_to
             else None,
             reply_markup=self.tl_markup(msg),
+            edit_date=msg.edit_date,
         )
+
+    def push_edit(self, msg: Message, pts: int) -> None:
+        """Deliver an edited message (one owner's copy, edit ``pts``) to the owner's clients."""
+        viewer = self.world.user_by_id(msg.owner_id)
+        if viewer is None:
+            return
+        update = types.Updates(
+            updates=[types.UpdateEditMessage(message=self.tl_message(msg), pts=pts, pts_count=1)],
+            users=self.tl_users({msg.from_id, msg.peer_id, msg.owner_id}, viewer),
+            chats=[],
+            date=self.now(),
+            seq=0,
+        )
+        self.sandbox.push(msg.owner_id, update)
+
+    def push_delete(self, owner_id: int, ids: list[int], pts: int) -> None:
+        """Deliver updateDeleteMessages to the owner's live clients."""
+        update = types.Updates(
+            updates=[types.UpdateDeleteMessages(messages=ids, pts=pts, pts_count=len(ids))],
+            users=[],
+            chats=[],
+            date=self.now(),
+            seq=0,
+        )
+        self.sandbox.push(owner_id, update)
 
     def resolve_peer(self, peer: Any, me: User) -> User:
         """InputPeer/InputUser to a User, checking the access hash."""
@@ -281,10 +307,15 @@ class Api:
         ids: set[int] = {me.id}
         for m in msgs:
             ids.update((m.from_id, m.peer_id))
-        others = [
+        others: list[Any] = [
             types.UpdateDeleteMessages(messages=d_ids, pts=pts, pts_count=count)
             for pts, count, d_ids in dels
         ]
+        others.extend(
+            types.UpdateEditMessage(message=self.tl_message(m), pts=pts, pts_count=1)
+            for m, pts in self.world.edits_since(me.id, req.pts)
+        )
+        others.sort(key=lambda u: u.pts)
         return types.updates.Difference(
             new_messages=[self.tl_message(m) for m in msgs],
             new_encrypted_messages=[],

@@ -201,6 +201,45 @@ class Sandbox:
         self.api.push_new_message(mine)
         return mine
 
+    def edit_message(
+        self,
+        owner: ScriptedUser | User | int,
+        message_id: int,
+        text: str | None = None,
+        buttons: list[list[Button]] | None = None,
+        set_buttons: bool = False,
+    ) -> Message:
+        """Edit ``owner``'s message (and the other side's copy); both sides' clients see it."""
+        markup = tuple(tuple(row) for row in buttons) if buttons else None
+        edited = self.world.edit_message(
+            _uid(owner),
+            message_id,
+            self.now(),
+            text=text,
+            buttons=markup,
+            set_buttons=set_buttons,
+        )
+        for msg, pts in edited:
+            self.api.push_edit(msg, pts)
+        return edited[0][0]
+
+    def delete_message(
+        self, owner: ScriptedUser | User | int, message_id: int, revoke: bool = True
+    ) -> bool:
+        """Delete ``owner``'s message, and with ``revoke`` the other side's copy too."""
+        uid = _uid(owner)
+        msg = self.world.message(uid, message_id)
+        if msg is None:
+            return False
+        targets = [(uid, message_id)]
+        if revoke and msg.twin_id is not None:
+            targets.append((msg.peer_id, msg.twin_id))
+        for who, mid in targets:
+            deleted, pts = self.world.delete_messages(who, [mid])
+            if deleted:
+                self.api.push_delete(who, deleted, pts)
+        return True
+
     async def press_button(
         self, user: ScriptedUser | User | int, message_id: int, data: bytes, timeout: float = 10
     ) -> CallbackQuery:

@@ -52,10 +52,14 @@ CREATE TABLE IF NOT EXISTS emails (
 CREATE TABLE IF NOT EXISTS messages (
   owner_id INTEGER NOT NULL, id INTEGER NOT NULL, peer_id INTEGER NOT NULL,
   from_id INTEGER NOT NULL, out INTEGER NOT NULL, text TEXT NOT NULL, date INTEGER NOT NULL,
-  pts INTEGER NOT NULL, reply_to INTEGER, markup TEXT, twin_id INTEGER,
+  pts INTEGER NOT NULL, reply_to INTEGER, markup TEXT, twin_id INTEGER, edit_date INTEGER,
   PRIMARY KEY (owner_id, id)
 );
 CREATE INDEX IF NOT EXISTS messages_pts ON messages (owner_id, pts);
+CREATE TABLE IF NOT EXISTS edits (
+  owner_id INTEGER NOT NULL, pts INTEGER NOT NULL, msg_id INTEGER NOT NULL,
+  PRIMARY KEY (owner_id, pts)
+);
 CREATE TABLE IF NOT EXISTS deletions (
   owner_id INTEGER NOT NULL, pts INTEGER NOT NULL, pts_count INTEGER NOT NULL,
   ids TEXT NOT NULL, PRIMARY KEY (owner_id, pts)
@@ -129,6 +133,7 @@ class Message:
     buttons: tuple[tuple[Button, ...], ...] | None
     twin_id: int | None = None
     """The id of the other side's copy (None for Saved Messages)."""
+    edit_date: int | None = None
 
 
 @dataclass(frozen=True)
@@ -535,6 +540,7 @@ class World:
             reply_to=row["reply_to"],
             buttons=_markup_from_json(row["markup"]),
             twin_id=row["twin_id"],
+            edit_date=row["edit_date"],
         )
 
     def _bump(self, user_id: int, pts_count: int, msg: bool) -> tuple[int, int]:
@@ -599,6 +605,54 @@ class World:
                 ]
         return copies[0], copies[1] if len(copies) > 1 else None
 
+    def edit_message(
+        self,
+        owner_id: int,
+        msg_id: int,
+        now: int,
+        text: str | None = None,
+        buttons: tuple[tuple[Button, ...], ...] | None = None,
+        set_buttons: bool = False,
+    ) -> list[tuple[Message, int]]:
+        """Edit a message in ``owner_id``'s box and its twin; returns [(copy, edit pts)].
+
+        ``text`` None keeps the text; ``set_buttons`` replaces the keyboard with ``buttons``.
+        Raises WorldError MESSAGE_ID_INVALID when the message is not there.
+        """
+        msg = self.message(owner_id, msg_id)
+        if msg is None:
+            raise WorldError("MESSAGE_ID_INVALID")
+        copies = [(owner_id, msg_id)]
+        if msg.twin_id is not None:
+            copies.append((msg.peer_id, msg.twin_id))
+        out: list[tuple[Message, int]] = []
+        with self._transaction():
+            for owner, mid in copies:
+                if self.message(owner, mid) is None:
+                    continue
+                pts, _ = self._bump(owner, 1, False)
+                if text is not None:
+                    self._db.execute(
+                        "UPDATE messages SET text = ? WHERE owner_id = ? AND id = ?",
+                        (text, owner, mid),
+                    )
+                if set_buttons:
+                    self._db.execute(
+                        "UPDATE messages SET markup = ? WHERE owner_id = ? AND id = ?",
+                        (_markup_to_json(buttons), owner, mid),
+                    )
+                self._db.execute(
+                    "UPDATE messages SET edit_date = ? WHERE owner_id = ? AND id = ?",
+                    (now, owner, mid),
+                )
+                self._db.execute(
+                    "INSERT INTO edits (owner_id, pts, msg_id) VALUES (?, ?, ?)", (owner, pts, mid)
+                )
+                edited = self.message(owner, mid)
+                assert edited is not None
+                out.append((edited, pts))
+        return out
+
     def message(self, owner_id: int, msg_id: int) -> Message | None:
         row = self._db.execute(
             "SELECT * FROM messages WHERE owner_id = ? AND id = ?", (owner_id, msg_id)
@@ -641,6 +695,18 @@ class World:
                 (owner_id, pts, len(present), json.dumps(present)),
             )
         return present, pts
+
+    def edits_since(self, owner_id: int, since_pts: int) -> list[tuple[Message, int]]:
+        """Edits after ``since_pts`` of messages still present: [(current message, edit pts)]."""
+        out = []
+        for r in self._db.execute(
+            "SELECT pts, msg_id FROM edits WHERE owner_id = ? AND pts > ? ORDER BY pts",
+            (owner_id, since_pts),
+        ).fetchall():
+            msg = self.message(owner_id, int(r[1]))
+            if msg is not None:
+                out.append((msg, int(r[0])))
+        return out
 
     def difference(
         self, owner_id: int, since_pts: int
