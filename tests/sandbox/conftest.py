@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from telethon import TelegramClient
-from telethon.crypto import rsa
 from telethon.sessions import StringSession
 
-from tgsip.sandbox import DEFAULT_API_HASH, DEFAULT_API_ID, Sandbox
+from tgsip.sandbox import DEFAULT_API_HASH, DEFAULT_API_ID, Sandbox, point_client, trust_key
 
 TIMEOUT = 20.0
 
@@ -34,7 +33,7 @@ async def sandbox(tmp_path: Path, rsa_dir: Path) -> AsyncIterator[Sandbox]:
     sb = Sandbox(data)
     if not key.exists():
         key.write_bytes((data / "rsa_key.pem").read_bytes())
-    rsa.add_key(sb.public_key_pem, old=False)
+    trust_key(sb.public_key_pem)
     await sb.start("127.0.0.1", 0)
     yield sb
     await sb.stop()
@@ -60,7 +59,7 @@ async def make_client(sandbox: Sandbox) -> AsyncIterator[ClientFactory]:
             **kwargs,
         )
         host, port = sandbox.advertised_address
-        client.session.set_dc(sandbox.dc_id, host, port)
+        point_client(client, sandbox.dc_id, host, port)
         await asyncio.wait_for(client.connect(), TIMEOUT)
         clients.append(client)
         return client

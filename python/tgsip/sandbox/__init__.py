@@ -5,6 +5,7 @@ tgsip.sandbox --help`` for the standalone server.
 """
 
 from tgsip.sandbox.cli import main
+from tgsip.sandbox.client import point_client, trust_key
 from tgsip.sandbox.sandbox import DEFAULT_API_HASH, DEFAULT_API_ID, Sandbox, ScriptedUser
 from tgsip.sandbox.world import Button, Message, User, World, WorldError
 
@@ -19,4 +20,6 @@ __all__ = [
     "World",
     "WorldError",
     "main",
+    "point_client",
+    "trust_key",
 ]
