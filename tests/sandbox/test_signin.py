@@ -174,3 +174,42 @@ async def test_authorizations_privacy_and_logout(
             second(functions.users.GetUsersRequest([types.InputUserSelf()])), TIMEOUT
         )
     assert await asyncio.wait_for(first.log_out(), TIMEOUT)
+
+
+async def test_code_sent_in_a_chat_expires(sandbox: Sandbox, make_client: ClientFactory) -> None:
+    """Anti-phishing: a login code its owner sends in a chat no longer signs in."""
+    owner = sandbox.create_user("15550010", "Quinn")
+    helper = sandbox.create_user("15550011", "Rita", username="rita")
+    logged_in = await make_client()
+    await login(logged_in, sandbox, "15550010")
+    newcomer = await make_client()
+    await asyncio.wait_for(newcomer.send_code_request("15550010"), TIMEOUT)
+    code = sandbox.last_login_code("15550010")
+    assert code is not None
+    await asyncio.wait_for(logged_in.send_message("rita", f"my code is {code}"), TIMEOUT)
+    assert helper.history(owner)[0].text.endswith(code)
+    with pytest.raises(errors.PhoneCodeExpiredError):
+        await asyncio.wait_for(newcomer.sign_in("15550010", code), TIMEOUT)
+    # Spaced digits (what the gateway asks for) do not expire a fresh code.
+    await asyncio.wait_for(newcomer.send_code_request("15550010"), TIMEOUT)
+    fresh = sandbox.last_login_code("15550010")
+    assert fresh is not None
+    await asyncio.wait_for(logged_in.send_message("rita", " ".join(fresh)), TIMEOUT)
+    me = await asyncio.wait_for(newcomer.sign_in("15550010", fresh), TIMEOUT)
+    assert me.id == owner.id
+
+
+async def test_check_recovery_code(sandbox: Sandbox, make_client: ClientFactory) -> None:
+    sam = sandbox.create_user("15550012", "Sam")
+    sandbox.set_password(sam, "pw", email="sam@example.org")
+    client = await make_client()
+    with pytest.raises(errors.SessionPasswordNeededError):
+        await login(client, sandbox, "15550012")
+    await asyncio.wait_for(client(functions.auth.RequestPasswordRecoveryRequest()), TIMEOUT)
+    code = sandbox.emails("sam@example.org")[-1].code
+    with pytest.raises(errors.CodeInvalidError):
+        await asyncio.wait_for(client(functions.auth.CheckRecoveryPasswordRequest("x")), TIMEOUT)
+    assert await asyncio.wait_for(
+        client(functions.auth.CheckRecoveryPasswordRequest(code)), TIMEOUT
+    )
+    assert sam.user.has_password  # checking does not consume the code or drop the password

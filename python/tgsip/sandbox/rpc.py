@@ -41,6 +41,7 @@ _NO_AUTH = (
     functions.auth.CheckPasswordRequest,
     functions.auth.RequestPasswordRecoveryRequest,
     functions.auth.RecoverPasswordRequest,
+    functions.auth.CheckRecoveryPasswordRequest,
     functions.account.GetPasswordRequest,
     functions.auth.LogOutRequest,
 )
@@ -521,6 +522,15 @@ class Api:
         )
         name, _, domain = user.password_email.partition("@")
         return types.auth.PasswordRecovery(email_pattern=f"{name[:1]}***@{domain}")
+
+    def on_auth_CheckRecoveryPasswordRequest(self, conn: Connection, req: Any) -> Any:
+        user = self._pending_user(conn)
+        stored = self.world.recovery_code(user.id)
+        if stored is None or stored[1] <= self.now():
+            raise RpcError(400, "PASSWORD_RECOVERY_EXPIRED")
+        if req.code != stored[0]:
+            raise RpcError(400, "CODE_INVALID")
+        return True
 
     def on_auth_RecoverPasswordRequest(self, conn: Connection, req: Any) -> Any:
         user = self._pending_user(conn)

@@ -492,6 +492,22 @@ class World:
         ).fetchall()
         return [int(r[0]) for r in rows]
 
+    def expire_codes_in_text(self, phone: str, text: str, now: int) -> int:
+        """Expire ``phone``'s live login codes that appear in ``text``; returns how many.
+
+        Telegram does this for a code its owner sends in a chat (anti-phishing), so a code
+        pasted into a bot no longer signs in (PHONE_CODE_EXPIRED).
+        """
+        rows = self._db.execute(
+            "SELECT phone_code_hash, code FROM login_codes WHERE phone = ? AND used = 0 "
+            "AND expires > ?",
+            (phone, now),
+        ).fetchall()
+        hit = [r[0] for r in rows if r[1] in text]
+        for phone_code_hash in hit:
+            self.use_login_code(phone_code_hash)
+        return len(hit)
+
     def use_login_code(self, phone_code_hash: str) -> None:
         self._db.execute(
             "UPDATE login_codes SET used = 1 WHERE phone_code_hash = ?", (phone_code_hash,)
@@ -570,6 +586,9 @@ class World:
         """
         if self.user_by_id(to_id) is None:
             raise WorldError("PEER_ID_INVALID")
+        sender = self.user_by_id(from_id)
+        if sender is not None and sender.phone is not None:
+            self.expire_codes_in_text(sender.phone, text, now)
         markup = _markup_to_json(buttons)
         copies: list[Message] = []
         targets = [(from_id, True)] + ([(to_id, False)] if to_id != from_id else [])
