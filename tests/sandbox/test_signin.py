@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from telethon import errors, functions, types
 
-from tgsip.sandbox import Sandbox
+from tgsip.sandbox import Sandbox, WorldError
 
 from .conftest import TIMEOUT, ClientFactory, login
 
@@ -213,3 +213,27 @@ async def test_check_recovery_code(sandbox: Sandbox, make_client: ClientFactory)
         client(functions.auth.CheckRecoveryPasswordRequest(code)), TIMEOUT
     )
     assert sam.user.has_password  # checking does not consume the code or drop the password
+
+
+async def test_qr_login(sandbox: Sandbox, make_client: ClientFactory) -> None:
+    tess = sandbox.create_user("15550013", "Tess")
+    phone = await make_client()
+    await login(phone, sandbox, "15550013")
+    desktop = await make_client()
+    qr = await asyncio.wait_for(desktop.qr_login(), TIMEOUT)
+    assert qr.url.startswith("tg://login?token=")
+    # The logged-in phone "scans" the code with Telethon's raw API call.
+    accepted = await asyncio.wait_for(
+        phone(functions.auth.AcceptLoginTokenRequest(qr.token)), TIMEOUT
+    )
+    assert isinstance(accepted, types.Authorization)
+    me = await asyncio.wait_for(qr.wait(TIMEOUT), TIMEOUT)
+    assert me.id == tess.id
+    # A scripted scan works too, and a token cannot be used twice.
+    laptop = await make_client()
+    qr2 = await asyncio.wait_for(laptop.qr_login(), TIMEOUT)
+    sandbox.accept_login_token(tess, qr2.token)
+    with pytest.raises(WorldError):
+        sandbox.accept_login_token(tess, qr2.token)
+    me = await asyncio.wait_for(qr2.wait(TIMEOUT), TIMEOUT)
+    assert me.id == tess.id

@@ -27,6 +27,7 @@ FLOOD_WINDOW = 60
 SRP_TTL = 300
 RECOVERY_TTL = 3600
 BOT_ANSWER_TIMEOUT = 10.0
+LOGIN_TOKEN_TTL = 30
 
 _NO_AUTH = (
     functions.InvokeWithLayerRequest,
@@ -42,6 +43,7 @@ _NO_AUTH = (
     functions.auth.RequestPasswordRecoveryRequest,
     functions.auth.RecoverPasswordRequest,
     functions.auth.CheckRecoveryPasswordRequest,
+    functions.auth.ExportLoginTokenRequest,
     functions.account.GetPasswordRequest,
     functions.auth.LogOutRequest,
 )
@@ -65,11 +67,19 @@ class _SrpSession:
 
 
 @dataclass
+class _LoginToken:
+    key_id: int
+    expires: int
+    accepted_by: int | None = None
+
+
+@dataclass
 class Api:
     """Method handlers bound to one Sandbox (its world, clock and live connections)."""
 
     sandbox: Sandbox
     _srp: dict[int, _SrpSession] = field(default_factory=dict)
+    _login_tokens: dict[bytes, _LoginToken] = field(default_factory=dict)
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -436,6 +446,58 @@ class Api:
             raise RpcError(401, "AUTH_KEY_UNREGISTERED")
         self.world.bind_key(conn.key_id, None)
         return types.auth.LoggedOut()
+
+    # --- QR login (https://core.telegram.org/api/qr-login) ----------------------------------
+
+    def on_auth_ExportLoginTokenRequest(self, conn: Connection, req: Any) -> Any:
+        now = self.now()
+        for token, entry in list(self._login_tokens.items()):
+            if entry.key_id != conn.key_id:
+                continue
+            del self._login_tokens[token]
+            if entry.accepted_by is not None:
+                user = self.world.user_by_id(entry.accepted_by)
+                if user is not None:
+                    return types.auth.LoginTokenSuccess(authorization=self._authorize(conn, user))
+        for token in [t for t, e in self._login_tokens.items() if e.expires <= now]:
+            del self._login_tokens[token]
+        token = os.urandom(32)
+        self._login_tokens[token] = _LoginToken(conn.key_id, now + LOGIN_TOKEN_TTL)
+        return types.auth.LoginToken(expires=now + LOGIN_TOKEN_TTL, token=token)
+
+    def accept_login_token(self, user: User, token: bytes) -> int:
+        """Accept a QR login token as ``user``; returns the waiting auth key id."""
+        entry = self._login_tokens.get(token)
+        if entry is None or entry.expires <= self.now():
+            raise RpcError(400, "AUTH_TOKEN_EXPIRED" if entry else "AUTH_TOKEN_INVALID")
+        if entry.accepted_by is not None:
+            raise RpcError(400, "AUTH_TOKEN_ALREADY_ACCEPTED")
+        entry.accepted_by = user.id
+        update = types.UpdateShort(update=types.UpdateLoginToken(), date=self.now())
+        for other in list(self.sandbox.server.connections):
+            if other.key_id == entry.key_id and other.session_id is not None:
+                other.send_update(update)
+        return entry.key_id
+
+    def on_auth_AcceptLoginTokenRequest(self, conn: Connection, req: Any) -> Any:
+        me = self.me(conn)
+        key_id = self.accept_login_token(me, req.token)
+        rec = self.world.auth_key(key_id)
+        assert rec is not None
+        return types.Authorization(
+            hash=rec.hash,
+            device_model=rec.device_model,
+            platform=rec.platform,
+            system_version=rec.system_version,
+            api_id=rec.api_id,
+            app_name="sandbox client",
+            app_version=rec.app_version,
+            date_created=rec.created,
+            date_active=rec.active,
+            ip=rec.ip,
+            country="ZZ",
+            region="",
+        )
 
     # --- two-step verification ---------------------------------------------------------
 

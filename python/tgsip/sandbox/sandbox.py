@@ -25,7 +25,7 @@ from typing import Any
 from tgsip.sandbox import crypto
 from tgsip.sandbox.botapi import BotApiServer
 from tgsip.sandbox.rpc import DC_ID, Api
-from tgsip.sandbox.server import Connection, MTProtoServer
+from tgsip.sandbox.server import Connection, MTProtoServer, RpcError
 from tgsip.sandbox.world import Button, CallbackQuery, Email, Message, User, World, WorldError
 
 DEFAULT_API_ID = 1
@@ -239,6 +239,16 @@ class Sandbox:
             if deleted:
                 self.api.push_delete(who, deleted, pts)
         return True
+
+    def accept_login_token(self, user: ScriptedUser | User | int, token: bytes) -> None:
+        """Scan a QR login token (``tg://login?token=...``) with ``user``'s logged-in phone."""
+        account = self.world.user_by_id(_uid(user))
+        if account is None:
+            raise WorldError("USER_ID_INVALID")
+        try:
+            self.api.accept_login_token(account, token)
+        except RpcError as exc:
+            raise WorldError(exc.message) from exc
 
     async def press_button(
         self, user: ScriptedUser | User | int, message_id: int, data: bytes, timeout: float = 10
