@@ -1,4 +1,4 @@
-"""The ``tgsip`` command: ``tgsip run``, ``tgsip bench``, ``tgsip version``.
+"""The ``tgsip`` command: ``tgsip run``, ``tgsip bench``, ``tgsip sandbox``.
 
 Each sub-command lives in its own module with a light top level (``add_arguments`` and ``run``);
 heavy dependencies are imported inside ``run`` so ``tgsip --help`` stays fast.
@@ -18,6 +18,7 @@ from tgsip import __version__
 _COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("tgsip.gateway", "Run the gateway (embedded defaults: SQLite, one process)."),
     "bench": ("tgsip.bench", "Run a benchmark and print one JSON object."),
+    "sandbox": ("tgsip.sandbox.command", "Run the local Telegram sandbox standalone."),
 }
 
 

@@ -1,8 +1,9 @@
 """``tgsip run``: the gateway process.
 
 It composes the services from the configuration and runs until SIGINT or SIGTERM, then stops
-them in reverse order. Today it starts the media engine; the SIP stack, the Telegram sessions
-and the administrator bot join here as they land.
+them in reverse order. Today it starts the media engine and, when no Telegram credentials are
+configured, the local Telegram sandbox (MTProto and Bot API on loopback); the SIP stack, the
+Telegram sessions and the administrator bot join here as they land.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ import contextlib
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tgsip.config.settings import GatewayConfig
 
 log = logging.getLogger("tgsip")
 
@@ -32,7 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def serve(config_path: str | None, duration: float | None) -> int:
     """Runs the gateway until a signal (or ``duration``) stops it."""
     from tgsip.config.settings import ConfigError, load
-    from tgsip.media import MediaEngine
 
     try:
         config = load(config_path)
@@ -44,6 +48,33 @@ async def serve(config_path: str | None, duration: float | None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    sandbox = None
+    if config.telegram.api_id is None:
+        from pathlib import Path
+
+        from tgsip.sandbox import Sandbox
+        from tgsip.sandbox.cli import instructions
+
+        sandbox = Sandbox(Path(config.data_dir) / "sandbox")
+        (sandbox.data_dir / "rsa_public.pem").write_text(sandbox.public_key_pem)
+        sb = config.sandbox
+        port = await sandbox.start(sb.host, sb.port)
+        api_port = await sandbox.start_bot_api(sb.host, sb.bot_api_port)
+        log.info("no Telegram credentials: running against the local sandbox")
+        for line in instructions(sandbox, sb.host, port).splitlines():
+            log.info("sandbox: %s", line)
+        log.info("sandbox: Bot API at http://%s:%d/bot<token>/<method>", sb.host, api_port)
+    try:
+        return await _run_services(config, stop, duration)
+    finally:
+        if sandbox is not None:
+            await sandbox.stop()
+            sandbox.close()
+
+
+async def _run_services(config: GatewayConfig, stop: asyncio.Event, duration: float | None) -> int:
+    from tgsip.media import MediaEngine
+
     with MediaEngine(config.media) as engine:
         engine.attach()
         loads = engine.worker_loads()

@@ -17,17 +17,36 @@ import msgspec
 from tgsip.config.media import EngineConfig
 
 
+class TelegramConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Telegram API credentials (from my.telegram.org). Without them the gateway runs against
+    the local sandbox."""
+
+    api_id: int | None = None
+    api_hash: str | None = None
+
+
+class SandboxConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where the local Telegram sandbox listens when no credentials are configured."""
+
+    host: str = "127.0.0.1"
+    port: int = 8443
+    bot_api_port: int = 8081
+
+
 class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The root of the configuration.
 
     * ``data_dir``: where the embedded store and recordings live (default ``./var``).
     * ``log_level``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``.
     * ``media``: the media engine (worker threads, RTP address and port range).
+    * ``telegram``: API credentials; when absent the gateway starts the local ``sandbox``.
     """
 
     data_dir: str = "var"
     log_level: str = "INFO"
     media: EngineConfig = EngineConfig()
+    telegram: TelegramConfig = TelegramConfig()
+    sandbox: SandboxConfig = SandboxConfig()
 
 
 class ConfigError(ValueError):
@@ -49,4 +68,4 @@ def load(path: str | Path | None = None) -> GatewayConfig:
         raise ConfigError(f"invalid configuration {path}: {e}") from e
 
 
-__all__ = ["ConfigError", "GatewayConfig", "load"]
+__all__ = ["ConfigError", "GatewayConfig", "SandboxConfig", "TelegramConfig", "load"]
