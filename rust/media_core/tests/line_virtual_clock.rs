@@ -186,12 +186,19 @@ fn rtcp_reports_give_round_trip_and_loss() {
     }
     let sa = a.stats();
     let sb = b.stats();
-    assert!(sa.rtcp_received >= 3 && sb.rtcp_received >= 3, "{sa:?} {sb:?}");
+    assert!(
+        sa.rtcp_received >= 3 && sb.rtcp_received >= 3,
+        "{sa:?} {sb:?}"
+    );
     let rtt = sa.remote.rtt_ms.expect("a round-trip time");
     // 60 ms of path plus up to one 10 ms tick of report scheduling on each side.
     assert!((55.0..=85.0).contains(&rtt), "rtt {rtt}");
     // b sees about 10 % of a's packets missing and says so in its reports to a.
-    assert!((0.05..=0.15).contains(&sa.remote.fraction_lost), "{:?}", sa.remote);
+    assert!(
+        (0.05..=0.15).contains(&sa.remote.fraction_lost),
+        "{:?}",
+        sa.remote
+    );
     let lost_ratio = sb.rtp_lost as f64 / sb.rtp_expected as f64;
     assert!((0.08..=0.12).contains(&lost_ratio), "b lost {lost_ratio}");
 }
