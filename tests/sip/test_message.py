@@ -109,3 +109,43 @@ def test_corpus_badvers_505(shared: Path) -> None:
     with pytest.raises(SipParseError) as err:
         parse_message((shared / "corpus/sip/rfc4475/badvers.dat").read_bytes())
     assert err.value.status == 505
+
+
+# RFC 4475 §3.1.1: valid-but-tricky messages a parser must accept.
+VALID_4475 = [
+    "wsinv.dat",  # 3.1.1.1 short tortuous INVITE: whitespace, folding, compact forms
+    "intmeth.dat",  # 3.1.1.2 wide range of valid token characters in the method
+    "esc01.dat",  # 3.1.1.3 valid use of % escaping
+    "escnull.dat",  # 3.1.1.4 escaped nulls in URIs
+    "esc02.dat",  # 3.1.1.5 % in a header that is not a URI
+    "lwsdisp.dat",  # 3.1.1.6 no LWS between display name and <
+    "longreq.dat",  # 3.1.1.7 long values in header fields
+    "dblreq.dat",  # 3.1.1.8 extra trailing octets in a UDP datagram (Content-Length frames it)
+    "semiuri.dat",  # 3.1.1.9 semicolon-separated parameters in the URI user part
+    "transports.dat",  # 3.1.1.10 varied, unknown transport types
+    "mpart01.dat",  # 3.1.1.11 multipart MIME body
+    "unreason.dat",  # 3.1.1.12 unusual reason phrase
+    "noreason.dat",  # 3.1.1.13 empty reason phrase
+]
+
+# Invalid messages and the response RFC 4475 §3.1.2 names (None = drop).
+INVALID_4475: dict[str, int | None] = {
+    "ncl.dat": 400,  # 3.1.2.4 negative Content-Length
+    "lwsruri.dat": 400,  # 3.1.2.12 spaces within the Request-URI
+    "lwsstart.dat": 400,  # 3.1.2.13 multiple SP separating Request-Line elements
+    "insuf.dat": 400,  # 3.1.2 "insuf": missing required header fields
+    "badvers.dat": 505,  # 3.1.2.16 unknown protocol version
+}
+
+
+@pytest.mark.parametrize("name", VALID_4475)
+def test_rfc4475_valid(shared: Path, name: str) -> None:
+    msg = parse_message((shared / "corpus/sip/rfc4475" / name).read_bytes())
+    assert parse_message(msg.to_bytes()).body == msg.body
+
+
+@pytest.mark.parametrize(("name", "status"), sorted(INVALID_4475.items()))
+def test_rfc4475_invalid(shared: Path, name: str, status: int | None) -> None:
+    with pytest.raises(SipParseError) as err:
+        parse_message((shared / "corpus/sip/rfc4475" / name).read_bytes())
+    assert err.value.status == status
