@@ -8,7 +8,8 @@ dataclasses with ``__str__`` giving the wire form.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+import msgspec
 
 from tgsip.sip.uri import Uri, UriError, check_host, parse_uri
 
@@ -202,8 +203,7 @@ def parse_max_forwards(text: str) -> int:
 # CSeq
 
 
-@dataclass(frozen=True, slots=True)
-class CSeq:
+class CSeq(msgspec.Struct, frozen=True, gc=False):
     """CSeq (RFC 3261 §20.16): ``number`` < 2**31 and a method token."""
 
     number: int
@@ -229,8 +229,7 @@ def parse_cseq(value: str) -> CSeq:
 # Via
 
 
-@dataclass(frozen=True, slots=True)
-class Via:
+class Via(msgspec.Struct, frozen=True, gc=False):
     """One Via value (RFC 3261 §20.42, RFC 3581 rport).
 
     ``host`` keeps IPv6 brackets; ``params`` in order (value None for a flag).
@@ -370,8 +369,7 @@ def _hostport(text: str) -> tuple[str, int | None]:
 # name-addr / addr-spec (From, To, Contact, Route, Record-Route, Refer-To, ...)
 
 
-@dataclass(frozen=True, slots=True)
-class NameAddr:
+class NameAddr(msgspec.Struct, frozen=True, gc=False):
     """A name-addr or addr-spec with header parameters (RFC 3261 §20.10, §20.20, §20.39).
 
     ``display_name`` is unquoted (None when absent); ``params`` are header parameters that
@@ -496,8 +494,7 @@ def parse_contacts(value: str) -> list[NameAddr] | None:
 # Content-Type
 
 
-@dataclass(frozen=True, slots=True)
-class MediaType:
+class MediaType(msgspec.Struct, frozen=True, gc=False):
     """A media type (RFC 3261 §20.15): lower-cased ``type``/``subtype`` and parameters."""
 
     type: str
@@ -532,8 +529,7 @@ def parse_media_type(value: str) -> MediaType:
 # Authorization / WWW-Authenticate / Proxy-Authenticate / Proxy-Authorization
 
 
-@dataclass(frozen=True, slots=True)
-class AuthHeader:
+class AuthHeader(msgspec.Struct, frozen=True, gc=False):
     """A challenge or credentials (RFC 3261 §20.7, §20.27, §20.44, RFC 7616 §3.3-3.4).
 
     ``params`` maps lower-cased names to unquoted values.

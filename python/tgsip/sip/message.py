@@ -123,7 +123,6 @@ _SINGLE = frozenset(
 )
 _REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
 _REQUIRED_SET = frozenset(_REQUIRED)
-_HDR = re.compile(r"^([^:\r\n]*):[ \t]*([^\r\n]*?)[ \t]*\r?$", re.M)
 _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
 _FOLD = re.compile(r"\r?\n[ \t]+")
 _STATUS = re.compile(r"[1-6]\d\d\Z")
@@ -473,13 +472,18 @@ def parse_message(data: bytes, *, strict: bool = True) -> Request | Response:
     try:
         msg = _parse_start(start, is_response)
         if nl >= 0:
-            pairs = _HDR.findall(head, nl + 1)
-            if len(pairs) != head.count("\n"):
-                raise SipParseError("Malformed header line")
+            rest = head[nl + 1 :]
+            crlf = rest.count("\r\n")
+            if crlf and crlf != rest.count("\n"):
+                rest = rest.replace("\r\n", "\n")
+                crlf = 0
+            parts = [ln.partition(":") for ln in rest.split("\r\n" if crlf else "\n")]
         else:
-            pairs = []
+            parts = []
         cache = _name_cache
-        headers = [(cache.get(n) or _header_name(n), v) for n, v in pairs]
+        headers = [(cache.get(n) or _header_name(n), v.strip(" \t")) for n, c, v in parts if c]
+        if len(headers) != len(parts):
+            raise SipParseError("Malformed header line")
         msg.headers = headers
         names = [h[0] for h in headers]
         if len(set(names)) != len(names):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+
+import msgspec
 
 __all__ = ["Uri", "UriError", "check_host", "escape", "parse_uri", "unescape"]
 
@@ -133,8 +134,7 @@ def _parse_headers(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
-class Uri:
+class Uri(msgspec.Struct, frozen=True, gc=False):
     """A parsed URI. ``scheme`` is lower-case; other fields keep their escaped wire form.
 
     For ``sip``/``sips``: ``user``, ``password``, ``host`` (IPv6 kept in brackets), ``port``,
