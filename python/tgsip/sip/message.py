@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
 
+import msgspec
+
 from tgsip.sip.headers import (
     CSeq,
     HeaderError,
@@ -549,11 +551,7 @@ def _validate(msg: Request | Response, strict: bool) -> None:
     date = msg.get("Date")
     if date is not None and not date.endswith(" GMT"):
         raise SipParseError("Date must be in GMT")  # RFC 3261 §20.17, RFC 4475 §3.1.2.12
-    _ = msg.via, msg.from_, msg.to
-    contacts = msg.contacts
-    if contacts:
-        for c in contacts:
-            _ = c.expires
+    _ = msg.via, msg.from_, msg.to, msg.contacts  # Contact expires/q checked while parsing
 
 
 def new_branch() -> str:
@@ -598,7 +596,8 @@ def new_request(
     """Build a request per RFC 3261 §8.1.1.
 
     A From tag is generated when ``from_`` has none and ``from_tag`` is not given; a branch is
-    generated unless given; ``rport`` adds the RFC 3581 flag. ``via_host`` may be an IPv6
+    generated unless given; ``rport`` adds the RFC 3581 flag. Headers of ``uri``
+    (``?...``) are dropped from the Request-URI (RFC 3261 §19.1.5). ``via_host`` may be an IPv6
     address (brackets added).
     """
     if not _TOKEN.match(method):
@@ -606,6 +605,8 @@ def new_request(
     if not 0 < cseq <= 2**31 - 1:
         raise ValueError("cseq out of range")
     req_uri = uri if isinstance(uri, Uri) else parse_uri(uri)
+    if req_uri.headers:  # RFC 3261 §19.1.5: not part of the Request-URI
+        req_uri = msgspec.structs.replace(req_uri, headers=())
     frm = _as_name_addr(from_)
     if frm.tag is None or from_tag is not None:
         frm = frm.with_tag(from_tag or new_tag())
