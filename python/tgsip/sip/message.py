@@ -212,11 +212,18 @@ class _Message:
     body: bytes = b""
 
     def get(self, name: str) -> str | None:
-        """First value of header ``name`` (compact forms and any case accepted), or None."""
-        want = canonical_name(name)
-        for n, v in self.headers:
-            if n == want:
-                return v
+        """First value of header ``name`` (compact forms and any case accepted), or None.
+
+        Known headers are looked up in an index built on first use; :meth:`add` keeps it
+        current (edit ``headers`` directly only before the first lookup).
+        """
+        want = _CANONICAL.get(name.lower(), name)
+        if want in _KNOWN_SET:
+            index: dict[str, str] | None = self.__dict__.get("_index")
+            if index is None:
+                index = dict(reversed(self.headers))
+                self.__dict__["_index"] = index
+            return index.get(want)
         if want not in _KNOWN_SET:
             low = want.lower()
             for n, v in self.headers:
@@ -235,6 +242,7 @@ class _Message:
     def add(self, name: str, value: str) -> None:
         """Append a header (name canonicalised)."""
         self.headers.append((canonical_name(name), value))
+        self.__dict__.pop("_index", None)
 
     def _list(self, name: str) -> list[str]:
         out: list[str] = []

@@ -32,6 +32,8 @@ _PASSWORD = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|{_ESC})*\Z")
 _HOSTNAME = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)*[A-Za-z][A-Za-z0-9\-]*\.?\Z"
 )
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
+_IPV4_OK = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}\Z")
 _IPV4 = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\Z")
 _PARAMCHAR = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|{_ESC})+\Z")
 _HNV = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$]|{_ESC})*\Z")
@@ -82,14 +84,9 @@ def check_host(host: str) -> str:
         except ValueError:
             raise UriError("Bad IPv6 reference") from None
         return host
-    m = _IPV4.match(host)
-    if m is not None:
-        if any(int(g) > 255 for g in m.groups()):
-            raise UriError("Bad IPv4 address")
+    if _IPV4_OK.match(host) or _HOSTNAME.match(host):
         return host
-    if not _HOSTNAME.match(host):
-        raise UriError("Bad host")
-    return host
+    raise UriError("Bad IPv4 address" if _IPV4.match(host) else "Bad host")
 
 
 def _split_hostport(text: str) -> tuple[str, int | None]:
