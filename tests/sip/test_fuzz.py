@@ -30,7 +30,7 @@ from tgsip.sip.message import (
     new_request,
     parse_message,
 )
-from tgsip.sip.sdp import SdpError, parse_sdp
+from tgsip.sip.sdp import OfferAnswerError, SdpError, answer_offer, build_offer, parse_sdp
 from tgsip.sip.uri import Uri, UriError, escape, parse_uri, unescape
 
 FAST = settings(max_examples=100, deadline=timedelta(milliseconds=500))
@@ -218,3 +218,20 @@ def test_large_inputs_stay_fast() -> None:
     quotes = '"' + "\\" * 20000
     with contextlib.suppress(HeaderError):
         parse_name_addr(quotes)
+
+
+OFFER_BYTES = build_offer("192.0.2.1", 4000, ["opus", "alaw", "mulaw"], session_id=1).to_bytes()
+
+
+@JUNK
+@given(st.integers(0, len(OFFER_BYTES) - 1), st.integers(0, 6), _SIPISH.map(str.encode))
+def test_offer_answer_on_mutated_sdp(pos: int, cut: int, junk: bytes) -> None:
+    """A mangled offer is either answered or refused with OfferAnswerError/SdpError."""
+    data = OFFER_BYTES[:pos] + junk + OFFER_BYTES[pos + cut :]
+    try:
+        offer = parse_sdp(data)
+        answer, neg = answer_offer(offer, "192.0.2.9", 5000, ["alaw", "mulaw"], session_id=2)
+    except (SdpError, OfferAnswerError):
+        return
+    assert neg.codec in ("PCMA", "PCMU")
+    assert parse_sdp(answer.to_bytes()) == answer

@@ -360,7 +360,8 @@ def answer_offer(
 
     ``direction`` is what we want; the answer's direction is its intersection with the
     reverse of the offer's (offer sendonly -> recvonly, inactive -> inactive; RFC 3264 §6.1).
-    Raises :class:`OfferAnswerError` (488) when no audio stream or codec is acceptable.
+    Raises :class:`OfferAnswerError`: 488 when no audio stream or codec is acceptable, 400
+    when the offer is malformed (bad rtpmap, no connection address).
     """
     chosen: tuple[int, Media] | None = None
     for i, m in enumerate(offer.media):
@@ -390,7 +391,10 @@ def answer_offer(
         raise OfferAnswerError("No common codec")
     pt, codec = pick
     te = _te_pt(rtpmap, codec.clock_rate)
-    remote_host = offer.connection_address(om)
+    try:
+        remote_host = offer.connection_address(om)
+    except SdpError as exc:
+        raise OfferAnswerError(str(exc), 400) from None
     offered_dir = offer.direction(om)
     if remote_host in ("0.0.0.0", "::"):
         offered_dir = "sendonly" if offered_dir == "sendrecv" else offered_dir
@@ -444,7 +448,8 @@ def negotiated_from_answer(
     """Read the result of OUR offer from the peer's answer (RFC 3264 §7).
 
     The codec is the first payload type of the answer's audio stream that we offered.
-    Raises :class:`OfferAnswerError` when the audio stream was rejected or has no codec of ours.
+    Raises :class:`OfferAnswerError` when the audio stream was rejected or has no codec of ours
+    (status 400 when the answer is malformed).
     """
     om = next((m for m in offer.media if m.kind == "audio"), None)
     if om is None:
@@ -455,8 +460,12 @@ def negotiated_from_answer(
     am = answer.media[idx]
     if am.port == 0:
         raise OfferAnswerError("Audio stream rejected")
-    ours = om.rtpmap()
-    theirs = am.rtpmap()
+    try:
+        ours = om.rtpmap()
+        theirs = am.rtpmap()
+        host = answer.connection_address(am)
+    except SdpError as exc:
+        raise OfferAnswerError(str(exc), 400) from None
     for fmt in am.fmts:
         if not fmt.isdigit():
             continue
@@ -468,7 +477,6 @@ def negotiated_from_answer(
             continue
         te = _te_pt(theirs, enc[1])
         answered = answer.direction(am)
-        host = answer.connection_address(am)
         if host in ("0.0.0.0", "::") and answered == "sendrecv":
             answered = "sendonly"
         mine = _combine(offer.direction(om), _REVERSE.get(answered, "inactive"))
