@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
 
@@ -43,6 +43,7 @@ __all__ = [
     "Response",
     "SipParseError",
     "canonical_name",
+    "check_request",
     "find_message_end",
     "make_response",
     "new_branch",
@@ -665,3 +666,49 @@ def make_response(
                     value = f"{value};tag={to_tag}"
             resp.headers.append((name, value))
     return resp
+
+
+def check_request(
+    request: Request,
+    *,
+    supported: Collection[str] = (),
+    accepted_types: Collection[str] = ("application/sdp",),
+    response_types: Collection[str] = ("application/sdp",),
+    to_tag: str | None = None,
+) -> Response | None:
+    """UAS capability checks of RFC 3261 §8.2.2.3 and §8.2.3; None when the request passes.
+
+    * Require with an option tag not in ``supported`` -> 420 with Unsupported (ACK and
+      CANCEL are exempt; Proxy-Require is for proxies and ignored) — RFC 4475 §3.3.5.
+    * A body whose Content-Type is not in ``accepted_types`` -> 415 with Accept
+      — RFC 4475 §3.3.6.
+    * An Accept header (INVITE/OPTIONS) that admits none of ``response_types`` -> 406
+      with Accept — RFC 4475 §3.3.15.
+    """
+    if request.method not in ("ACK", "CANCEL"):
+        have = {t.lower() for t in supported}
+        missing = [t for t in request.header_list("Require") if t.lower() not in have]
+        if missing:
+            resp = make_response(request, 420, "Bad Extension", to_tag)
+            resp.add("Unsupported", ", ".join(missing))
+            return resp
+    if request.body:
+        ct = request.content_type
+        accepted = {t.lower() for t in accepted_types}
+        if ct is None or ct.mime not in accepted:
+            resp = make_response(request, 415, "Unsupported Media Type", to_tag)
+            resp.add("Accept", ", ".join(accepted_types))
+            return resp
+    accept = request.header_list("Accept") if request.get("Accept") is not None else None
+    if accept is not None and request.method in ("INVITE", "OPTIONS"):
+        ok = {t.lower() for t in response_types}
+        for item in accept:
+            mime = item.partition(";")[0].strip().lower()
+            if mime == "*/*" or mime in ok:
+                return None
+            if mime.endswith("/*") and any(r.startswith(mime[:-1]) for r in ok):
+                return None
+        resp = make_response(request, 406, "Not Acceptable", to_tag)
+        resp.add("Accept", ", ".join(response_types))
+        return resp
+    return None
