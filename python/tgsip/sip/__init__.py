@@ -1,0 +1,1 @@
+"""Sans-I/O SIP protocol layer (RFC 3261): message parsing and serialization."""
