@@ -9,7 +9,7 @@ Stages, all in one process on one machine so the ratios compare like with like:
    jitter buffers and in-band DTMF detection on. The worker's thread CPU time over the run
    gives calls per core; divided by the codec floor it gives ``codec_floor_ratio``.
 3. *relay*: N pairs of bridged PCMA lines (packets forwarded without decoding).
-4. *memory*: resident-set growth per transcoding line.
+4. *memory*: resident-set growth per transcoding line, in a fresh process.
 5. *quality*: PESQ (ITU-T P.862, narrowband) of speech after a round trip through two lines
    over loopback, for G.711 and for Opus, in real time.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -76,8 +77,8 @@ def _measure_calls(
 ) -> dict[str, float]:
     """Runs ``n`` bridged pairs on one worker; returns the worker's load and cost figures."""
     pcma = encode_payloads("PCMA", speech_8k, 8000)
+    lines = []
     with MediaEngine(EngineConfig(workers=1)) as engine:
-        rss0 = rss_bytes()
         gen = LoadGenerator(2 * n)
         addrs = gen.addresses
         targets: list[tuple[str, int, int, int]] = []
@@ -102,6 +103,7 @@ def _measure_calls(
                 a = engine.open_line(relay_cfg)
                 b = engine.open_line(relay_cfg, near=a)
             a.bridge(b)
+            lines += [a, b]
             a.start(*addrs[2 * i])
             b.start(*addrs[2 * i + 1])
             ha, pa = a.local_address
@@ -110,7 +112,7 @@ def _measure_calls(
                 targets += [(ha, pa, OPUS_PT, 0), (hb, pb, 8, 1)]
             else:
                 targets += [(ha, pa, 8, 1), (hb, pb, 8, 1)]
-        rss_open = rss_bytes()
+        received0 = sum(int(line.stats()["packets_received"] or 0) for line in lines)
         cpu0 = _worker_cpu_ns(engine)
         late0 = _late_ticks(engine)
         t0 = time.monotonic()
@@ -120,17 +122,19 @@ def _measure_calls(
         time.sleep(0.03)
         cpu = _worker_cpu_ns(engine) - cpu0
         late = _late_ticks(engine) - late0
-        rss_run = rss_bytes()
-        frames = wall / 0.020
+        received = sum(int(line.stats()["packets_received"] or 0) for line in lines) - received0
     load = cpu / 1e9 / wall
+    # Pairs actually served: packets the engine received over the run, at 50 packets per second
+    # per line and two lines per pair (the generator may fall short of the nominal rate).
+    served = received / (2 * 50 * wall)
     return {
         "pairs": n,
+        "served_pairs": served,
         "load": load,
-        "ns_per_pair_frame": cpu / (n * frames),
+        "ns_per_pair_frame": cpu / max(served * wall / 0.020, 1.0),
         "late_ticks": late,
         "packets_sent": sent["sent"],
-        "rss_per_line_open": (rss_open - rss0) / (2 * n),
-        "rss_per_line_run": (rss_run - rss0) / (2 * n),
+        "packets_received": received,
     }
 
 
@@ -143,13 +147,48 @@ def _find_capacity(
     quiet: bool,
 ) -> dict[str, float]:
     """Measures at ``start`` pairs, then once more near the target load."""
+    kind = "transcode" if transcode else "relay"
     m = _measure_calls(start, seconds, speech_8k, opus_packets, transcode)
-    _log(quiet, f"{'transcode' if transcode else 'relay'} {start} pairs: load {m['load']:.2f}")
+    _log(quiet, f"{kind} {start} pairs ({m['served_pairs']:.0f} served): load {m['load']:.2f}")
     if not 0.4 <= m["load"] <= 0.8 and m["load"] > 0:
         n = max(1, min(int(start * TARGET_LOAD / m["load"]), 4000))
         m = _measure_calls(n, seconds, speech_8k, opus_packets, transcode)
-        _log(quiet, f"{'transcode' if transcode else 'relay'} {n} pairs: load {m['load']:.2f}")
+        _log(quiet, f"{kind} {n} pairs ({m['served_pairs']:.0f} served): load {m['load']:.2f}")
     return m
+
+
+def memory_probe(pairs: int = 200, seconds: float = 2.0) -> float:
+    """Resident-set growth per transcoding line: ``pairs`` Opus ⇄ PCMA bridges opened and fed
+    for ``seconds`` (so every buffer has been touched). Run it in a fresh process: memory freed
+    by earlier stages would otherwise be reused and hide the growth."""
+    speech_8k = speech(10.0)
+    opus_packets = encode_payloads("opus", speech_8k, 8000)
+    pcma = encode_payloads("PCMA", speech_8k, 8000)
+    rss0 = rss_bytes()
+    with MediaEngine(EngineConfig(workers=1)) as engine:
+        gen = LoadGenerator(2 * pairs)
+        addrs = gen.addresses
+        targets: list[tuple[str, int, int, int]] = []
+        for i in range(pairs):
+            a = engine.open_line(
+                LineConfig(codec="opus", payload_type=OPUS_PT, detect_inband_dtmf=False)
+            )
+            b = engine.open_line(LineConfig(codec="PCMA", payload_type=8), near=a)
+            a.bridge(b)
+            a.start(*addrs[2 * i])
+            b.start(*addrs[2 * i + 1])
+            targets += [(*a.local_address, OPUS_PT, 0), (*b.local_address, 8, 1)]
+        gen.run(targets, [opus_packets, pcma], [960, 160], ptime_ms=20, seconds=seconds)
+        grown = rss_bytes() - rss0
+    return grown / (2 * pairs)
+
+
+def _memory_in_subprocess() -> float:
+    code = "import tgsip.bench.media as m; print(m.memory_probe())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 async def _round_trip(engine: MediaEngine, cfg: LineConfig, pcm: bytes) -> bytes:
@@ -207,29 +246,33 @@ def run(seconds: float | None = None, quiet: bool = False) -> dict[str, Any]:
 
     trans = _find_capacity(100, seconds, speech_8k, opus_packets, True, quiet)
     relay = _find_capacity(500, seconds, speech_8k, opus_packets, False, quiet)
+    bytes_per_line = _memory_in_subprocess()
+    _log(quiet, f"memory: {bytes_per_line / 1024:.1f} KiB per transcoding line")
 
     pesq_g711, pesq_opus = asyncio.run(_quality(speech(8.0)))
     _log(quiet, f"PESQ G.711 {pesq_g711:.2f}, Opus {pesq_opus:.2f}")
 
     return {
         "cpu": cpu_model(),
-        "g711_relay_lines_per_core": round(2 * relay["pairs"] / relay["load"]),
-        "opus_g711_calls_per_core": round(trans["pairs"] / trans["load"]),
+        "g711_relay_lines_per_core": round(2 * relay["served_pairs"] / relay["load"]),
+        "opus_g711_calls_per_core": round(trans["served_pairs"] / trans["load"]),
         "opus_complexity": complexity,
-        "bytes_per_line": round(trans["rss_per_line_run"]),
+        "bytes_per_line": round(bytes_per_line),
         "pesq_g711": round(pesq_g711, 3),
         "pesq_opus": round(pesq_opus, 3),
         "codec_floor_ratio": round(trans["ns_per_pair_frame"] / floor_ns, 3),
         "codec_floor_us_per_call": round(floor_ns / 1000, 2),
         "engine_us_per_call": round(trans["ns_per_pair_frame"] / 1000, 2),
         "transcode_calls_measured": trans["pairs"],
+        "transcode_calls_served": round(trans["served_pairs"], 1),
         "transcode_worker_load": round(trans["load"], 3),
         "transcode_late_ticks": trans["late_ticks"],
         "relay_lines_measured": 2 * relay["pairs"],
+        "relay_lines_served": round(2 * relay["served_pairs"], 1),
         "relay_worker_load": round(relay["load"], 3),
         "relay_late_ticks": relay["late_ticks"],
         "seconds_per_stage": seconds,
     }
 
 
-__all__ = ["cpu_model", "rss_bytes", "run"]
+__all__ = ["cpu_model", "memory_probe", "rss_bytes", "run"]

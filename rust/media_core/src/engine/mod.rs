@@ -34,7 +34,7 @@ const MAX_QUEUED_EVENTS: usize = 65_536;
 /// Capacity of a PCM endpoint's rings, in milliseconds of audio.
 const ENDPOINT_RING_MS: u32 = 200;
 /// The elastic margin of a PCM endpoint's outbound ring, in milliseconds.
-const ENDPOINT_MARGIN_MS: u32 = 10;
+const ENDPOINT_MARGIN_MS: u32 = 20;
 
 /// How the engine is set up.
 #[derive(Debug, Clone)]

@@ -40,7 +40,7 @@ use media::{DtmfIn, DtmfOut};
 /// Largest RTP packet a line sends or accepts (Ethernet MTU minus IP and UDP headers).
 pub const MAX_PACKET_BYTES: usize = 1472;
 /// The elastic margin the PCM rings keep in hand, in milliseconds.
-const RING_MARGIN_MS: u32 = 10;
+const RING_MARGIN_MS: u32 = 20;
 /// Capacity of each PCM ring, in milliseconds.
 const RING_CAPACITY_MS: u32 = 200;
 /// Ticks a line may fall behind before it skips ahead instead of catching up.
