@@ -11,6 +11,7 @@
 //! Two lines that are bridged must live on the same worker: open the second with `near` set to
 //! the first.
 
+mod batch;
 mod worker;
 
 use std::collections::{HashMap, VecDeque};

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -10,19 +11,20 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use super::batch::{RecvBatch, BATCH};
 use super::{
     lock, thread_cpu_ns, Command, EventQueue, Reply, ReplyTx, SharedEndpoint, WorkerHandle,
     WorkerLoad,
 };
 use crate::error::{MediaError, Result};
-use crate::line::{Line, LineEvent, MAX_PACKET_BYTES};
+use crate::line::{Line, LineEvent};
 
 /// The worker's tick: every line's packet time is a multiple of it.
 const TICK: Duration = Duration::from_millis(10);
 const WAKER: Token = Token(usize::MAX);
-/// Datagrams read from one socket before the worker turns to the others (a flood on one line
+/// Batches read from one socket before the worker turns to the others (a flood on one line
 /// must not starve the rest); the remainder is read on the next pass.
-const MAX_READS_PER_WAKE: usize = 64;
+const MAX_BATCHES_PER_WAKE: usize = 4;
 
 enum Peer {
     None,
@@ -53,6 +55,7 @@ struct Worker {
     ids: Vec<u64>,
     /// Sockets readable in the current pass (kept to reuse its allocation).
     ready: Vec<u64>,
+    rx: RecvBatch,
 }
 
 pub(super) fn spawn(index: usize, epoch: Instant, events: Arc<EventQueue>) -> Result<WorkerHandle> {
@@ -79,6 +82,7 @@ pub(super) fn spawn(index: usize, epoch: Instant, events: Arc<EventQueue>) -> Re
         scratch: Vec::new(),
         ids: Vec::new(),
         ready: Vec::new(),
+        rx: RecvBatch::new(),
     };
     let thread = std::thread::Builder::new()
         .name(format!("tgsip-media-{index}"))
@@ -96,7 +100,6 @@ impl Worker {
     fn run(&mut self) {
         let mut events = Events::with_capacity(1024);
         let mut next_tick = self.epoch.elapsed() + TICK;
-        let mut buf = vec![0u8; MAX_PACKET_BYTES + 1];
         loop {
             let now = self.epoch.elapsed();
             let timeout = if self.backlog.is_empty() {
@@ -129,7 +132,7 @@ impl Worker {
                 }
             }
             for &id in &ready {
-                self.read_socket(id, &mut buf);
+                self.read_socket(id);
             }
             self.ready = ready;
             let now = self.epoch.elapsed();
@@ -152,38 +155,47 @@ impl Worker {
         }
     }
 
-    fn read_socket(&mut self, id: u64, buf: &mut [u8]) {
+    fn read_socket(&mut self, id: u64) {
         let now = self.epoch.elapsed();
-        for i in 0..=MAX_READS_PER_WAKE {
+        for round in 0..=MAX_BATCHES_PER_WAKE {
             let Some(slot) = self.slots.get_mut(&id) else {
                 return;
             };
-            if i == MAX_READS_PER_WAKE {
+            if round == MAX_BATCHES_PER_WAKE {
                 self.backlog.push(id);
                 return;
             }
-            let (n, src) = match slot.socket.recv_from(buf) {
-                Ok(r) => r,
+            let n = match self.rx.recv(slot.socket.as_raw_fd()) {
+                Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 // ICMP errors surface here on some kernels; the socket stays usable.
                 Err(_) => continue,
             };
-            if n > MAX_PACKET_BYTES {
-                continue; // truncated: larger than any packet we accept
-            }
-            let relay = slot.line.handle_rtp(now, src, &buf[..n]);
-            let peer = match (&relay, &slot.peer) {
-                (Some(_), Peer::Line(p)) => Some(*p),
+            let peer = match slot.peer {
+                Peer::Line(p) => Some(p),
                 _ => None,
             };
-            if let (Some(relay), Some(peer)) = (relay, peer) {
-                if let Some(other) = self.slots.get_mut(&peer) {
-                    let sock = &other.socket;
-                    other
-                        .line
-                        .send_relayed(&relay, &mut |addr, bytes| send(sock, addr, bytes));
+            for i in 0..n {
+                let Some((Some(data), src)) = self.rx.get(i) else {
+                    continue; // larger than any packet we accept, or an unknown address family
+                };
+                let Some(slot) = self.slots.get_mut(&id) else {
+                    return;
+                };
+                let relay = slot.line.handle_rtp(now, src, data);
+                if let (Some(relay), Some(peer)) = (relay, peer) {
+                    if let Some(other) = self.slots.get_mut(&peer) {
+                        let sock = &other.socket;
+                        other
+                            .line
+                            .send_relayed(&relay, &mut |addr, bytes| send(sock, addr, bytes));
+                    }
                 }
+            }
+            if n < BATCH {
+                // Drained: edge-triggered readiness reports anything that arrives later.
+                return;
             }
         }
     }
