@@ -29,6 +29,7 @@ lint-python: ## ruff and mypy --strict
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/ruff format --check python tests benches
 	$(VENV)/bin/mypy --strict python/tgsip
+	$(PY) -m mypy.stubtest tgsip._media_core
 
 test-rust: ## the crate's own tests, pure Rust (no Python), optimised
 	cargo test --workspace --no-default-features --release

@@ -1,4 +1,27 @@
-"""Type stubs of the native media core. Import it only through :mod:`tgsip.media`."""
+"""Type stubs of the native media core. Import it only through :mod:`tgsip.media`.
+
+Checked against the built module by ``make lint`` (``mypy.stubtest``).
+"""
+
+from typing import final
+
+__all__ = [
+    "ClosedError",
+    "CodecError",
+    "Engine",
+    "EngineIOError",
+    "InvalidArgumentError",
+    "Line",
+    "LoadGenerator",
+    "MediaCoreError",
+    "PacketError",
+    "__version__",
+    "codec_floor_ns",
+    "encode_payloads",
+    "g711_decode",
+    "g711_encode",
+    "run_stage",
+]
 
 __version__: str
 
@@ -15,6 +38,7 @@ def g711_encode(law_name: str, pcm: bytes) -> bytes:
 def g711_decode(law_name: str, codes: bytes) -> bytes:
     """Decodes G.711 codes ('alaw' or 'ulaw') to s16le PCM."""
 
+@final
 class Line:
     """One line of the engine (see ``tgsip.media.engine.Line``)."""
 
@@ -37,22 +61,23 @@ class Line:
     def send_datagram(self, host: str, port: int, data: bytes) -> None: ...
     def close(self) -> None: ...
 
+@final
 class Engine:
     """The media engine: worker threads that own every line's sockets."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         workers: int | None = None,
         bind_ip: str = "127.0.0.1",
         port_min: int = 20000,
         port_max: int = 39999,
-    ) -> None: ...
+    ) -> Engine: ...
     def open_line(
         self,
         codec: str,
         payload_type: int,
         *,
-        telephone_event_pt: int | None = 101,
+        telephone_event_pt: int | None = ...,
         ptime_ms: int = 20,
         dtmf_mode: str = "rfc4733",
         detect_inband_dtmf: bool = True,
@@ -84,10 +109,11 @@ class Engine:
     @property
     def closed(self) -> bool: ...
 
+@final
 class LoadGenerator:
     """Sends RTP streams at the packet rate from its own sockets and thread (benchmarks)."""
 
-    def __init__(self, streams: int, host: str) -> None: ...
+    def __new__(cls, streams: int, host: str) -> LoadGenerator: ...
     @property
     def addresses(self) -> list[tuple[str, int]]: ...
     def run(

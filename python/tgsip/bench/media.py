@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tgsip.media import EngineConfig, LineConfig, MediaEngine, OpusSettings
+from tgsip.media import EngineConfig, LineConfig, MediaEngine, OpusSettings, g711
 from tgsip.media.corpus import speech
 from tgsip.media.loadgen import LoadGenerator, codec_floor_ns, encode_payloads
 
@@ -249,8 +249,14 @@ def run(seconds: float | None = None, quiet: bool = False) -> dict[str, Any]:
     bytes_per_line = _memory_in_subprocess()
     _log(quiet, f"memory: {bytes_per_line / 1024:.1f} KiB per transcoding line")
 
-    pesq_g711, pesq_opus = asyncio.run(_quality(speech(8.0)))
-    _log(quiet, f"PESQ G.711 {pesq_g711:.2f}, Opus {pesq_opus:.2f}")
+    clip = speech(8.0)
+    pesq_g711, pesq_opus = asyncio.run(_quality(clip))
+    # The codec alone on the same clip: what the engine's path is compared with.
+    pesq_g711_codec = _pesq(clip, g711.decode("alaw", g711.encode("alaw", clip)))
+    _log(
+        quiet,
+        f"PESQ G.711 {pesq_g711:.2f} (codec alone {pesq_g711_codec:.2f}), Opus {pesq_opus:.2f}",
+    )
 
     return {
         "cpu": cpu_model(),
@@ -260,6 +266,7 @@ def run(seconds: float | None = None, quiet: bool = False) -> dict[str, Any]:
         "bytes_per_line": round(bytes_per_line),
         "pesq_g711": round(pesq_g711, 3),
         "pesq_opus": round(pesq_opus, 3),
+        "pesq_g711_codec_only": round(pesq_g711_codec, 3),
         "codec_floor_ratio": round(trans["ns_per_pair_frame"] / floor_ns, 3),
         "codec_floor_us_per_call": round(floor_ns / 1000, 2),
         "engine_us_per_call": round(trans["ns_per_pair_frame"] / 1000, 2),
