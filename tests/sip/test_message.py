@@ -14,6 +14,7 @@ from tgsip.sip.message import (
     Request,
     Response,
     SipParseError,
+    check_request,
     find_message_end,
     make_response,
     new_request,
@@ -278,3 +279,40 @@ def test_typed_errors_are_sip_parse_errors() -> None:
     with pytest.raises(SipParseError) as err:
         parse_message(resp.replace(b"f: Alice", b'f: "Alice'))
     assert err.value.status is None  # a malformed response is dropped
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "header"),
+    [
+        ("bext01.dat", 420, ("Unsupported", "nothingSupportsThis, nothingSupportsThisEither")),
+        ("invut.dat", 415, ("Accept", "application/sdp")),
+        ("sdp01.dat", 406, ("Accept", "application/sdp")),
+    ],
+)
+def test_rfc4475_application_layer(
+    shared: Path, name: str, status: int, header: tuple[str, str]
+) -> None:
+    """RFC 4475 §3.3.5, §3.3.6, §3.3.15: parse fine; the UAS answers 420 / 415 / 406."""
+    req = parse_message((shared / "corpus/sip/rfc4475" / name).read_bytes())
+    assert isinstance(req, Request)
+    resp = check_request(req, to_tag="uas1")
+    assert resp is not None
+    assert resp.status == status
+    assert resp.get(header[0]) == header[1]
+    assert resp.to.tag == "uas1"
+    assert parse_message(resp.to_bytes()).get("Call-ID") == req.call_id
+
+
+def test_check_request_passes_normal_invite() -> None:
+    req = parse_message(INVITE.replace(b"l: 4\r\n", b"c: application/sdp\r\nl: 4\r\n"))
+    assert isinstance(req, Request)
+    assert check_request(req) is None
+    with_accept = INVITE.replace(
+        b"l: 4\r\n", b"Accept: application/*\r\nRequire: 100rel\r\nl: 0\r\n"
+    )
+    req = parse_message(with_accept)
+    assert isinstance(req, Request)
+    assert check_request(req, supported=["100rel"]) is None
+    resp = check_request(req)
+    assert resp is not None
+    assert resp.status == 420

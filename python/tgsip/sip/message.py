@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
+
+import msgspec
 
 from tgsip.sip.headers import (
     CSeq,
@@ -41,6 +43,7 @@ __all__ = [
     "Response",
     "SipParseError",
     "canonical_name",
+    "check_request",
     "find_message_end",
     "make_response",
     "new_branch",
@@ -210,11 +213,18 @@ class _Message:
     body: bytes = b""
 
     def get(self, name: str) -> str | None:
-        """First value of header ``name`` (compact forms and any case accepted), or None."""
-        want = canonical_name(name)
-        for n, v in self.headers:
-            if n == want:
-                return v
+        """First value of header ``name`` (compact forms and any case accepted), or None.
+
+        Known headers are looked up in an index built on first use; :meth:`add` keeps it
+        current (edit ``headers`` directly only before the first lookup).
+        """
+        want = _CANONICAL.get(name.lower(), name)
+        if want in _KNOWN_SET:
+            index: dict[str, str] | None = self.__dict__.get("_index")
+            if index is None:
+                index = dict(reversed(self.headers))
+                self.__dict__["_index"] = index
+            return index.get(want)
         if want not in _KNOWN_SET:
             low = want.lower()
             for n, v in self.headers:
@@ -233,6 +243,7 @@ class _Message:
     def add(self, name: str, value: str) -> None:
         """Append a header (name canonicalised)."""
         self.headers.append((canonical_name(name), value))
+        self.__dict__.pop("_index", None)
 
     def _list(self, name: str) -> list[str]:
         out: list[str] = []
@@ -549,11 +560,7 @@ def _validate(msg: Request | Response, strict: bool) -> None:
     date = msg.get("Date")
     if date is not None and not date.endswith(" GMT"):
         raise SipParseError("Date must be in GMT")  # RFC 3261 §20.17, RFC 4475 §3.1.2.12
-    _ = msg.via, msg.from_, msg.to
-    contacts = msg.contacts
-    if contacts:
-        for c in contacts:
-            _ = c.expires
+    _ = msg.via, msg.from_, msg.to, msg.contacts  # Contact expires/q checked while parsing
 
 
 def new_branch() -> str:
@@ -598,7 +605,8 @@ def new_request(
     """Build a request per RFC 3261 §8.1.1.
 
     A From tag is generated when ``from_`` has none and ``from_tag`` is not given; a branch is
-    generated unless given; ``rport`` adds the RFC 3581 flag. ``via_host`` may be an IPv6
+    generated unless given; ``rport`` adds the RFC 3581 flag. Headers of ``uri``
+    (``?...``) are dropped from the Request-URI (RFC 3261 §19.1.5). ``via_host`` may be an IPv6
     address (brackets added).
     """
     if not _TOKEN.match(method):
@@ -606,6 +614,8 @@ def new_request(
     if not 0 < cseq <= 2**31 - 1:
         raise ValueError("cseq out of range")
     req_uri = uri if isinstance(uri, Uri) else parse_uri(uri)
+    if req_uri.headers:  # RFC 3261 §19.1.5: not part of the Request-URI
+        req_uri = msgspec.structs.replace(req_uri, headers=())
     frm = _as_name_addr(from_)
     if frm.tag is None or from_tag is not None:
         frm = frm.with_tag(from_tag or new_tag())
@@ -656,3 +666,49 @@ def make_response(
                     value = f"{value};tag={to_tag}"
             resp.headers.append((name, value))
     return resp
+
+
+def check_request(
+    request: Request,
+    *,
+    supported: Collection[str] = (),
+    accepted_types: Collection[str] = ("application/sdp",),
+    response_types: Collection[str] = ("application/sdp",),
+    to_tag: str | None = None,
+) -> Response | None:
+    """UAS capability checks of RFC 3261 §8.2.2.3 and §8.2.3; None when the request passes.
+
+    * Require with an option tag not in ``supported`` -> 420 with Unsupported (ACK and
+      CANCEL are exempt; Proxy-Require is for proxies and ignored) — RFC 4475 §3.3.5.
+    * A body whose Content-Type is not in ``accepted_types`` -> 415 with Accept
+      — RFC 4475 §3.3.6.
+    * An Accept header (INVITE/OPTIONS) that admits none of ``response_types`` -> 406
+      with Accept — RFC 4475 §3.3.15.
+    """
+    if request.method not in ("ACK", "CANCEL"):
+        have = {t.lower() for t in supported}
+        missing = [t for t in request.header_list("Require") if t.lower() not in have]
+        if missing:
+            resp = make_response(request, 420, "Bad Extension", to_tag)
+            resp.add("Unsupported", ", ".join(missing))
+            return resp
+    if request.body:
+        ct = request.content_type
+        accepted = {t.lower() for t in accepted_types}
+        if ct is None or ct.mime not in accepted:
+            resp = make_response(request, 415, "Unsupported Media Type", to_tag)
+            resp.add("Accept", ", ".join(accepted_types))
+            return resp
+    accept = request.header_list("Accept") if request.get("Accept") is not None else None
+    if accept is not None and request.method in ("INVITE", "OPTIONS"):
+        ok = {t.lower() for t in response_types}
+        for item in accept:
+            mime = item.partition(";")[0].strip().lower()
+            if mime == "*/*" or mime in ok:
+                return None
+            if mime.endswith("/*") and any(r.startswith(mime[:-1]) for r in ok):
+                return None
+        resp = make_response(request, 406, "Not Acceptable", to_tag)
+        resp.add("Accept", ", ".join(response_types))
+        return resp
+    return None
