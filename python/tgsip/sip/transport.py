@@ -85,14 +85,28 @@ def response_peer(req: Request, source: Peer) -> Peer:
 
 
 def error_response(data: bytes, exc: SipParseError) -> Response | None:
-    """The response to a request the parser rejected, or None to drop it silently."""
-    if exc.status is None or data.lstrip(b"\r\n").startswith(b"SIP/"):
+    """The response to a request the parser rejected, or None to drop it silently.
+
+    The rejected start line (bad version, unsupported scheme) is replaced by a neutral one so
+    the Via, From, To, Call-ID and CSeq needed for the response can still be read; when those
+    are unusable too the message is dropped.
+    """
+    body = data.lstrip(b"\r\n")
+    if exc.status is None or body.startswith(b"SIP/"):
         return None
+    # TODO: replace with a tgsip.sip.message accessor for headers of a rejected request
+    nl = body.find(b"\n")
+    if nl < 0:
+        return None
+    method = body[: body.find(b" ")] if body.find(b" ") > 0 else b"OPTIONS"
+    if not method.isalpha() or len(method) > 32:
+        method = b"OPTIONS"
     try:
-        req = parse_message(data, strict=False)
+        start = method + b" sip:invalid SIP/2.0\r\n"
+        req = parse_message(start + body[nl + 1 :], strict=False)
         if not isinstance(req, Request):
             return None
-        _ = req.top_via, req.cseq, req.call_id
+        _ = req.top_via, req.cseq, req.call_id, req.from_, req.to
         return make_response(req, exc.status, exc.reason)
     except (SipParseError, ValueError):
         return None
