@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tgsip.sip.auth import AuthError, DigestClient
@@ -141,6 +142,8 @@ class UserAgent:
         self._pending_invite: dict[int, tuple[Request, Peer]] = {}
         self._invite_tags: dict[int, str] = {}
         self._sess = itertools.count(1)
+        self.on_invite: Callable[[Request], None] | None = None
+        """Called with each new (out-of-dialog) INVITE after the 180 is sent."""
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -363,6 +366,8 @@ class UserAgent:
             return
         if self.send_ringing:
             self._respond(txn, req, 180, "Ringing", to_tag=tag)
+        if self.on_invite is not None:
+            self.on_invite(req)
         dialog = Dialog.as_uas(req, tag)
         call = Call(dialog, peer, req)
         if self.ring_seconds > 0 and self._loop is not None:
@@ -487,6 +492,21 @@ class UserAgent:
         if 200 <= resp.status < 300:
             return resp, self.calls.get(Dialog.key_of(resp, incoming=False))
         return resp, None
+
+    async def cancel(self, invite: Request, peer: Peer) -> Response:
+        """CANCEL a pending INVITE (§9.1): same Request-URI, Call-ID, From, To, CSeq number,
+        top Via and Route set; the INVITE then completes with 487."""
+        req = Request(method="CANCEL", uri=invite.uri)
+        req.headers.append(("Via", str(invite.top_via)))
+        req.headers.append(("Max-Forwards", "70"))
+        for r in invite.get_all("Route"):
+            req.headers.append(("Route", r))
+        for name in ("From", "To", "Call-ID"):
+            value = invite.get(name)
+            if value is not None:
+                req.headers.append((name, value))
+        req.headers.append(("CSeq", f"{invite.cseq.number} CANCEL"))
+        return await self.request(req, peer)
 
     async def bye(self, call: Call) -> Response:
         """End a call with BYE (§15.1.1)."""
