@@ -11,6 +11,8 @@ pong (RFC 5626 §3.5.1); a stream that cannot be framed or grows beyond ``max_me
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Any, cast
@@ -39,6 +41,9 @@ __all__ = [
 
 MAX_MESSAGE = 65_535
 """Largest message accepted (a UDP datagram's maximum; streams use the same cap)."""
+
+RCVBUF = 4 * 1024 * 1024
+"""Receive buffer requested for UDP sockets."""
 
 OnMessage = Callable[[Request | Response, Peer], None]
 
@@ -153,6 +158,11 @@ class UdpTransport(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Absorb bursts (the kernel caps this at net.core.rmem_max).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         peer = Peer("UDP", str(addr[0]), int(addr[1]))
