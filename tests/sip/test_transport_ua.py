@@ -57,6 +57,7 @@ def test_call_info_reinvite_bye() -> None:
             bye = await uac.bye(call)
             assert bye.status == 200
             assert uas.calls == {}
+            assert uac.calls == {}
             # BYE again: no dialog any more -> 481
             again = call.dialog.new_request("BYE", "127.0.0.1", via_port=uac.ports["UDP"])
             assert (await uac.request(again, peer)).status == 481

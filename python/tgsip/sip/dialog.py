@@ -85,7 +85,11 @@ class Dialog:
 
     @staticmethod
     def key_of(msg: Request | Response, *, incoming: bool) -> tuple[str, str, str]:
-        """The dialog ID a message belongs to, seen from our side."""
+        """The dialog ID a message belongs to, seen from our side.
+
+        ``incoming`` is True for a message we received. Our tag is the To tag of requests we
+        receive and of responses we send, the From tag otherwise.
+        """
         from_tag = msg.from_.tag or ""
         to_tag = msg.to.tag or ""
         if isinstance(msg, Request) == incoming:

@@ -413,7 +413,7 @@ class UserAgent:
             fut.set_result(resp)
 
     def _on_invite_2xx(self, txn: Transaction | None, resp: Response, peer: Peer) -> None:
-        key = Dialog.key_of(resp, incoming=False)
+        key = Dialog.key_of(resp, incoming=True)
         call = self.calls.get(key)
         if call is None:
             if txn is None:
@@ -490,7 +490,7 @@ class UserAgent:
         req = self.new_request("INVITE", uri, peer, body=sdp.to_bytes())
         resp = await self.request(req, peer)
         if 200 <= resp.status < 300:
-            return resp, self.calls.get(Dialog.key_of(resp, incoming=False))
+            return resp, self.calls.get(Dialog.key_of(resp, incoming=True))
         return resp, None
 
     async def cancel(self, invite: Request, peer: Peer) -> Response:
