@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tgsip.sip.auth import DigestServer, compute_ha1
 from tgsip.sip.transaction import Peer
 from tgsip.sip.ua import UserAgent
 
@@ -157,3 +158,79 @@ def test_our_uac_against_sipp_uas(tmp_path: Path, transport: str) -> None:
     assert rc == 0
     ok, failed = screen_counts(tmp_path)
     assert (ok, failed) == (calls, 0)
+
+
+REG_AUTH_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="reg_auth">
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[service]@[remote_ip]>;tag=[pid]SIPpTag[call_number]
+      To: <sip:[service]@[remote_ip]>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:[service]@[local_ip]:[local_port]>
+      Expires: 60
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[service]@[remote_ip]>;tag=[pid]SIPpTag[call_number]
+      To: <sip:[service]@[remote_ip]>
+      Call-ID: [call_id]
+      CSeq: 2 REGISTER
+      Contact: <sip:[service]@[local_ip]:[local_port]>
+      [authentication]
+      Expires: 60
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"""
+
+
+@pytest.mark.parametrize(("password", "expect_ok"), [("s3cret-pass", True), ("wrong", False)])
+def test_sipp_register_md5_digest(tmp_path: Path, password: str, expect_ok: bool) -> None:
+    """SIPp answers our MD5 challenge (it cannot do SHA-256, sip.md §6.2)."""
+    (tmp_path / "reg_auth.xml").write_text(REG_AUTH_XML)
+    server = DigestServer(b"0123456789abcdef0123", "tgsip.test", algorithms=("MD5",))
+
+    def lookup(user: str, algorithm: str) -> str | None:
+        return (
+            compute_ha1(user, "tgsip.test", "s3cret-pass", algorithm) if user == "alice" else None
+        )
+
+    async def main() -> tuple[int, UserAgent]:
+        ua = UserAgent("127.0.0.1")
+        ua.registrar_auth = (server, lookup)
+        await ua.start(udp_port=0)
+        args = ["-sf", "reg_auth.xml", f"127.0.0.1:{ua.ports['UDP']}", "-i", "127.0.0.1"]
+        args += ["-p", str(free_port()), "-s", "alice", "-au", "alice", "-ap", password]
+        args += ["-m", "20", "-r", "50", "-timeout", "15s", "-timeout_error", "-nostdin"]
+        args += ["-trace_screen", "-trace_err"]
+        try:
+            rc = await run_sipp(args, tmp_path, 25)
+        finally:
+            await ua.close()
+        return rc, ua
+
+    rc, ua = asyncio.run(main())
+    ok, failed = screen_counts(tmp_path)
+    if expect_ok:
+        assert (ok, failed) == (20, 0)
+        assert rc == 0
+        assert "sip:alice@127.0.0.1" in ua.registrations
+    else:
+        assert (ok, failed) == (0, 20)  # every attempt got 403 instead of 200
+        assert rc != 0
+        assert ua.registrations == {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+from tgsip.sip.auth import DigestClient, DigestServer, compute_ha1
 from tgsip.sip.message import Request, Response, parse_message
 from tgsip.sip.transaction import Peer, Timers
 from tgsip.sip.ua import UserAgent
@@ -181,6 +182,39 @@ def test_register_binding() -> None:
             contacts = resp.contacts
             assert contacts
             assert contacts[0].expires == 60
+        finally:
+            await uac.close()
+            await uas.close()
+
+    run(main())
+
+
+def registrar(ua: UserAgent, password: str = "s3cret-pass") -> None:
+    server = DigestServer(b"0123456789abcdef0123", "tgsip.test", algorithms=("SHA-256", "MD5"))
+
+    def lookup(user: str, algorithm: str) -> str | None:
+        return compute_ha1(user, "tgsip.test", password, algorithm) if user == "alice" else None
+
+    ua.registrar_auth = (server, lookup)
+
+
+def test_register_with_digest_challenge() -> None:
+    async def main() -> None:
+        uas, uac, peer = await pair()
+        registrar(uas)
+        try:
+            target = f"sip:127.0.0.1:{peer.port}"
+            aor = "sip:alice@127.0.0.1"
+            plain = await uac.register(target, aor, peer)
+            assert plain.status == 401
+            assert len(plain.get_all("WWW-Authenticate")) == 2
+            good = DigestClient("alice", "s3cret-pass")
+            resp = await uac.register(target, aor, peer, credentials=good)
+            assert resp.status == 200
+            assert good.last_algorithm == "SHA-256"
+            assert aor in uas.registrations
+            bad = await uac.register(target, aor, peer, credentials=DigestClient("alice", "wrong"))
+            assert bad.status == 403
         finally:
             await uac.close()
             await uas.close()

@@ -22,7 +22,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tgsip.sip.auth import AuthError, DigestClient
+from tgsip.sip.auth import AuthError, AuthResult, DigestClient, DigestServer
 from tgsip.sip.dialog import Dialog, DialogError
 from tgsip.sip.message import (
     Request,
@@ -142,6 +142,8 @@ class UserAgent:
         self._pending_invite: dict[int, tuple[Request, Peer]] = {}
         self._invite_tags: dict[int, str] = {}
         self._sess = itertools.count(1)
+        self.registrar_auth: tuple[DigestServer, Callable[[str, str], str | None]] | None = None
+        """When set, REGISTER must pass this digest challenge (server, HA1 lookup)."""
         self.on_invite: Callable[[Request], None] | None = None
         """Called with each new (out-of-dialog) INVITE after the 180 is sent."""
 
@@ -324,6 +326,8 @@ class UserAgent:
             self._respond(txn, req, 501, "Not Implemented", headers=(("Allow", ALLOW),))
 
     def _on_register(self, txn: Transaction | None, req: Request) -> None:
+        if self.registrar_auth is not None and not self._authorized(txn, req):
+            return
         aor = str(req.to.uri)
         contacts = req.contacts
         expires = req.expires if req.expires is not None else 3600
@@ -336,6 +340,26 @@ class UserAgent:
             self.registrations[aor] = (str(c.uri), self._now() + exp)
             headers.append(("Contact", f"<{c.uri}>;expires={exp}"))
         self._respond(txn, req, 200, "OK", headers=tuple(headers))
+
+    def _authorized(self, txn: Transaction | None, req: Request) -> bool:
+        """Digest check (RFC 3261 §22.4): 401 with challenges, 403 on failure."""
+        assert self.registrar_auth is not None
+        server, lookup = self.registrar_auth
+        now = self._now()
+        value = req.get("Authorization")
+        if value is None:
+            chal = tuple(("WWW-Authenticate", c) for c in server.challenges(now))
+            self._respond(txn, req, 401, "Unauthorized", to_tag=new_tag(), headers=chal)
+            return False
+        verdict = server.verify(value, req.method, now, lookup, uri=req.uri)
+        if verdict.result is AuthResult.OK:
+            return True
+        if verdict.result is AuthResult.STALE:
+            chal = tuple(("WWW-Authenticate", c) for c in server.challenges(now, stale=True))
+            self._respond(txn, req, 401, "Unauthorized", to_tag=new_tag(), headers=chal)
+            return False
+        self._respond(txn, req, 403, "Forbidden", to_tag=new_tag())
+        return False
 
     def _on_invite(self, txn: InviteServer, req: Request, peer: Peer) -> None:
         key = Dialog.key_of(req, incoming=True)
