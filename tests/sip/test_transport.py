@@ -332,3 +332,50 @@ def test_tls_options_and_call_between_two_uas(tmp_path: Path) -> None:
             await uas.close()
 
     run(main)
+
+
+def test_tcp_per_ip_connection_cap() -> None:
+    async def main() -> None:
+        ua = UserAgent("127.0.0.1")
+        await ua.start(udp_port=None, tcp_port=0)
+        assert ua.tcp is not None
+        ua.tcp.max_per_ip = 2
+        port = ua.ports["TCP"]
+        conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        try:
+            # the third is closed at once; the first two still answer
+            assert await conns[2][0].read() == b""
+            for i, (reader, writer) in enumerate(conns[:2]):
+                writer.write(options(f"cap{i}", t="TCP"))
+                assert (await read_message(reader)).status == 200
+            assert ua.tcp.refused == 1
+            conns[0][1].close()
+            await conns[0][1].wait_closed()
+            assert await conns[0][0].read() == b""
+        finally:
+            for _, w in conns:
+                w.close()
+            await ua.close()
+
+    run(main)
+
+
+def test_tcp_ipv6_loopback() -> None:
+    async def main() -> None:
+        ua = UserAgent("::1")
+        try:
+            await ua.start(udp_port=None, tcp_port=0)
+        except OSError as exc:
+            pytest.skip(f"cannot bind ::1: {exc}")
+        reader, writer = await asyncio.open_connection("::1", ua.ports["TCP"])
+        try:
+            writer.write(options("v6t", t="TCP", via="[::1]:5060"))
+            r = await read_message(reader)
+            assert r.status == 200
+            assert r.call_id == "cv6t"
+            assert r.top_via.received is None  # sent-by already equals the source ::1
+        finally:
+            writer.close()
+            await ua.close()
+
+    run(main)

@@ -282,12 +282,16 @@ class StreamServer:
         *,
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = 10_000,
+        max_per_ip: int = 64,
     ) -> None:
         self.on_message = on_message
         self.ssl = ssl_context
         self.name = "TLS" if ssl_context is not None else "TCP"
         self.connections: dict[tuple[str, str, int], StreamConnection] = {}
         self.max_connections = max_connections
+        self.max_per_ip = max_per_ip
+        self.per_ip: dict[str, int] = {}
+        self.refused = 0
         self.server: asyncio.Server | None = None
 
     def _factory(self) -> StreamConnection:
@@ -334,12 +338,33 @@ class StreamServer:
 
 
 class _LimitedConnection(StreamConnection):
+    """Enforces the server's total and per-IP connection caps."""
+
     def __init__(self, server: StreamServer) -> None:
         super().__init__(server.name, server.on_message, server.connections)
         self._server = server
+        self._counted: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if len(self._server.connections) >= self._server.max_connections:
+        srv = self._server
+        host = str(transport.get_extra_info("peername")[0])
+        if len(srv.connections) >= srv.max_connections or srv.per_ip.get(host, 0) >= (
+            srv.max_per_ip
+        ):
+            srv.refused += 1
             transport.close()
             return
+        srv.per_ip[host] = srv.per_ip.get(host, 0) + 1
+        self._counted = host
         super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        host = self._counted
+        if host is not None:
+            self._counted = None
+            left = self._server.per_ip.get(host, 1) - 1
+            if left > 0:
+                self._server.per_ip[host] = left
+            else:
+                self._server.per_ip.pop(host, None)
+        super().connection_lost(exc)
