@@ -373,7 +373,8 @@ def test_tcp_ipv6_loopback() -> None:
             r = await read_message(reader)
             assert r.status == 200
             assert r.call_id == "cv6t"
-            assert r.top_via.received is None  # sent-by already equals the source ::1
+            assert r.top_via.received == "::1"  # rport requested: received is always added
+            assert r.top_via.rport == writer.get_extra_info("sockname")[1]
         finally:
             writer.close()
             await ua.close()
