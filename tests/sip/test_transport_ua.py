@@ -220,3 +220,55 @@ def test_register_with_digest_challenge() -> None:
             await uas.close()
 
     run(main())
+
+
+class AnyRaw(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Request | Response] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[object, ...]) -> None:
+        self.queue.put_nowait(parse_message(data))
+
+
+def test_uas_ends_call_with_bye_when_ack_never_comes() -> None:
+    """RFC 3261 §13.3.1.4: no ACK within 64*T1 -> the UAS sends BYE and drops the dialog."""
+
+    async def main() -> None:
+        uas = UserAgent("127.0.0.1", timers=Timers(t1=0.01, t2=0.08, t4=0.1))
+        await uas.start(udp_port=0)
+        loop = asyncio.get_running_loop()
+        tr, raw = await loop.create_datagram_endpoint(
+            AnyRaw, remote_addr=("127.0.0.1", uas.ports["UDP"])
+        )
+        port = tr.get_extra_info("sockname")[1]
+        try:
+            invite = (
+                f"INVITE sip:x@127.0.0.1 SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKnoack;rport\r\n"
+                "Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=f2\r\n"
+                "To: <sip:x@127.0.0.1>\r\nCall-ID: noack\r\nCSeq: 1 INVITE\r\n"
+                f"Contact: <sip:a@127.0.0.1:{port}>\r\nContent-Length: 0\r\n\r\n"
+            )
+            tr.sendto(invite.encode())
+            oks = 0
+            bye: Request | None = None
+            for _ in range(100):
+                msg = await asyncio.wait_for(raw.queue.get(), 3)
+                if isinstance(msg, Response) and msg.status == 200:
+                    oks += 1
+                if isinstance(msg, Request):
+                    bye = msg
+                    break
+            assert bye is not None
+            assert bye.method == "BYE"
+            assert bye.call_id == "noack"
+            assert bye.from_.tag != "f2"  # sent by the UAS: its own tag in From
+            assert bye.to.tag == "f2"
+            assert oks >= 6  # the 2xx and its retransmissions before giving up
+            assert uas.calls == {}
+            assert uas.stats["no_ack"] == 1
+        finally:
+            tr.close()
+            await uas.close()
+
+    run(main())

@@ -63,8 +63,16 @@ class Uas2xxRetransmitter:
     ``gave_up`` (the TU should then end the dialog with BYE). Driven by the layer's heap.
     """
 
-    def __init__(self, txn: InviteServer, response: Response, now: float, timers: Timers) -> None:
+    def __init__(
+        self,
+        txn: InviteServer,
+        response: Response,
+        now: float,
+        timers: Timers,
+        on_give_up: Callable[[], list[Action]] | None = None,
+    ) -> None:
         self.txn = txn
+        self.on_give_up = on_give_up
         self.response = response
         self.timers = timers
         self._interval = timers.t1
@@ -87,7 +95,7 @@ class Uas2xxRetransmitter:
         if now >= self._give_up:
             self.gave_up = True
             self.stop()
-            return []
+            return self.on_give_up() if self.on_give_up is not None else []
         if now < self._next:
             return []
         self._interval = min(2 * self._interval, self.timers.t2)
@@ -416,10 +424,29 @@ class UserAgent:
         if call.retransmitter is not None:
             call.retransmitter.stop()
             self.layer.schedule(call.retransmitter)
-        rt = Uas2xxRetransmitter(txn, resp, self._now(), self.layer.timers)
+        rt = Uas2xxRetransmitter(
+            txn, resp, self._now(), self.layer.timers, lambda: self._no_ack(call)
+        )
         call.retransmitter = rt
         self.layer.schedule(rt)
         self.stats["calls_answered"] += 1
+
+    def _no_ack(self, call: Call) -> list[Action]:
+        """No ACK within 64*T1: confirm and immediately end the dialog (§13.3.1.4)."""
+        if self.calls.get(call.dialog.key) is not call:
+            return []
+        del self.calls[call.dialog.key]
+        call.retransmitter = None
+        self.stats["no_ack"] = self.stats.get("no_ack", 0) + 1
+        bye = call.dialog.new_request(
+            "BYE",
+            self.host,
+            via_port=self.ports.get(call.peer.transport),
+            transport=call.peer.transport,
+        )
+        _, acts = self.layer.send_request(bye, call.peer, self._now())
+        call.ended.set()
+        return acts
 
     # -- UAC ----------------------------------------------------------------------------
 
