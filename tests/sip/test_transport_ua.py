@@ -272,3 +272,42 @@ def test_uas_ends_call_with_bye_when_ack_never_comes() -> None:
             await uas.close()
 
     run(main())
+
+
+def test_bad_late_header_is_dropped_and_ua_survives() -> None:
+    """A Record-Route the parser reads lazily is malformed: 400, and the UA keeps going."""
+
+    async def main() -> None:
+        uas = UserAgent("127.0.0.1")
+        await uas.start(udp_port=0)
+        loop = asyncio.get_running_loop()
+        tr, raw = await loop.create_datagram_endpoint(
+            AnyRaw, remote_addr=("127.0.0.1", uas.ports["UDP"])
+        )
+        port = tr.get_extra_info("sockname")[1]
+        try:
+            head = (
+                "sip:x@127.0.0.1 SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{{b}};rport\r\n"
+                "Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=f3\r\n"
+                "To: <sip:x@127.0.0.1>\r\nCall-ID: {b}\r\nCSeq: 1 {m}\r\n"
+            )
+            bad = "INVITE " + head.format(b="rr", m="INVITE") + "Record-Route: <<<nope\r\n"
+            tr.sendto((bad + "Content-Length: 0\r\n\r\n").encode())
+            ok = "OPTIONS " + head.format(b="alive", m="OPTIONS") + "Content-Length: 0\r\n\r\n"
+            tr.sendto(ok.encode())
+            got: dict[str, int] = {}
+            for _ in range(10):
+                msg = await asyncio.wait_for(raw.queue.get(), 3)
+                assert isinstance(msg, Response)
+                if msg.status >= 200:
+                    got[msg.call_id] = msg.status
+                if len(got) == 2:
+                    break
+            assert got == {"rr": 400, "alive": 200}
+            assert uas.stats["calls_answered"] == 0
+        finally:
+            tr.close()
+            await uas.close()
+
+    run(main())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ from tgsip.sip.transaction import (
 from tgsip.sip.transport import StreamServer, UdpTransport, response_peer
 
 __all__ = ["Call", "Uas2xxRetransmitter", "UserAgent"]
+
+log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
 
@@ -249,9 +252,12 @@ class UserAgent:
             if isinstance(msg, Request) and msg.method != "ACK":
                 peer = response_peer(msg, peer)
             acts = self.layer.receive(msg, peer, now)
-        except SipParseError:
-            return
-        self._run(acts)
+            self._run(acts)
+        except (SipParseError, ValueError) as exc:
+            # A header the core needed later than the parser's checks was unusable: the
+            # message is dropped, the UA keeps running.
+            self.stats["rejected"] = self.stats.get("rejected", 0) + 1
+            log.debug("dropped %s from %s: %s", type(msg).__name__, peer.host, exc)
         self._rearm()
 
     def _respond(
@@ -370,6 +376,11 @@ class UserAgent:
         return False
 
     def _on_invite(self, txn: InviteServer, req: Request, peer: Peer) -> None:
+        try:
+            _ = req.record_routes  # the parser reads it lazily; the dialog needs it
+        except SipParseError as exc:
+            self._respond(txn, req, exc.status or 400, exc.reason, to_tag=new_tag())
+            return
         key = Dialog.key_of(req, incoming=True)
         if req.to.tag is not None:
             call = self.calls.get(key)
