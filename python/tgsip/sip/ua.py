@@ -1,0 +1,624 @@
+"""A minimal SIP user agent core over the transaction layer (RFC 3261 §8, §12, §13, §15).
+
+:class:`UserAgent` is the I/O shell: it owns the UDP/TCP/TLS transports, one
+:class:`~tgsip.sip.transaction.TransactionLayer` and ONE asyncio timer armed at the layer's
+next deadline, and is the UAS and UAC core:
+
+* UAS: INVITE → 100 (transaction), 180, 200 with an SDP answer (:func:`tgsip.sip.sdp.answer_offer`)
+  after ``ring_seconds``; the 2xx is retransmitted by :class:`Uas2xxRetransmitter` until the ACK
+  (§13.3.1.4); ACK, BYE (200, or 481 outside a dialog), CANCEL (200 and 487 to the INVITE, §9.2),
+  re-INVITE (target refresh + new answer), OPTIONS and INFO (200), REGISTER (200, bindings kept
+  in memory; no authentication), anything else 501.
+* UAC: :meth:`UserAgent.invite` (INVITE, ACK for 2xx, dialog), :meth:`UserAgent.bye`,
+  :meth:`UserAgent.register` (answers a 401/407 digest challenge once with
+  :class:`tgsip.sip.auth.DigestClient`), :meth:`UserAgent.request` for any non-INVITE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tgsip.sip.auth import AuthError, AuthResult, DigestClient, DigestServer
+from tgsip.sip.dialog import Dialog, DialogError
+from tgsip.sip.message import (
+    Request,
+    Response,
+    SipParseError,
+    make_response,
+    new_branch,
+    new_request,
+    new_tag,
+)
+from tgsip.sip.sdp import OfferAnswerError, answer_offer, build_offer, parse_sdp
+from tgsip.sip.transaction import (
+    INF,
+    Action,
+    Deliver,
+    InviteClient,
+    InviteServer,
+    NonInviteServer,
+    Peer,
+    Send,
+    State,
+    TimedOut,
+    Timers,
+    Transaction,
+    TransactionLayer,
+)
+from tgsip.sip.transport import StreamServer, UdpTransport, response_peer
+
+__all__ = ["Call", "Uas2xxRetransmitter", "UserAgent"]
+
+log = logging.getLogger(__name__)
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
+
+
+class Uas2xxRetransmitter:
+    """Retransmits a 2xx to INVITE until the ACK arrives (RFC 3261 §13.3.1.4).
+
+    Interval starts at T1 and doubles up to T2; after 64*T1 without ACK it gives up and sets
+    ``gave_up`` (the TU should then end the dialog with BYE). Driven by the layer's heap.
+    """
+
+    def __init__(
+        self,
+        txn: InviteServer,
+        response: Response,
+        now: float,
+        timers: Timers,
+        on_give_up: Callable[[], list[Action]] | None = None,
+    ) -> None:
+        self.txn = txn
+        self.on_give_up = on_give_up
+        self.response = response
+        self.timers = timers
+        self._interval = timers.t1
+        self._next = now + timers.t1
+        self._give_up = now + 64 * timers.t1
+        self.gave_up = False
+        self.sent = 0
+
+    @property
+    def deadline(self) -> float:
+        """Next retransmission or give-up time (``inf`` when stopped)."""
+        return min(self._next, self._give_up)
+
+    def stop(self) -> None:
+        """The ACK arrived."""
+        self._next = self._give_up = INF
+
+    def on_timer(self, now: float) -> list[Action]:
+        """Retransmit or give up."""
+        if now >= self._give_up:
+            self.gave_up = True
+            self.stop()
+            return self.on_give_up() if self.on_give_up is not None else []
+        if now < self._next:
+            return []
+        self._interval = min(2 * self._interval, self.timers.t2)
+        self._next = now + self._interval
+        self.sent += 1
+        return [Send(self.txn, self.response, self.txn.peer)]
+
+
+@dataclass(eq=False)
+class Call:
+    """One call leg seen by the UA core."""
+
+    dialog: Dialog
+    peer: Peer
+    invite: Request
+    retransmitter: Uas2xxRetransmitter | None = None
+    ack: Request | None = None
+    acked: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class UserAgent:
+    """UAS + UAC core bound to ``host`` (IPv4 or IPv6 literal)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        *,
+        timers: Timers | None = None,
+        codecs: tuple[str, ...] = ("alaw", "mulaw", "opus"),
+        media_port: int = 40000,
+        ring_seconds: float = 0.0,
+        send_ringing: bool = True,
+    ) -> None:
+        self.host = host
+        self.layer = TransactionLayer(timers)
+        self.codecs = codecs
+        self.media_port = media_port
+        self.ring_seconds = ring_seconds
+        self.send_ringing = send_ringing
+        self.udp: UdpTransport | None = None
+        self.tcp: StreamServer | None = None
+        self.tls: StreamServer | None = None
+        self.ports: dict[str, int] = {}
+        self.calls: dict[tuple[str, str, str], Call] = {}
+        self.registrations: dict[str, tuple[str, float]] = {}
+        self.stats: dict[str, int] = {"calls_answered": 0, "calls_ended": 0, "cancelled": 0}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed = INF
+        self._pending: dict[int, asyncio.Future[Response]] = {}
+        self._pending_invite: dict[int, tuple[Request, Peer]] = {}
+        self._invite_tags: dict[int, str] = {}
+        self._sess = itertools.count(1)
+        self.registrar_auth: tuple[DigestServer, Callable[[str, str], str | None]] | None = None
+        """When set, REGISTER must pass this digest challenge (server, HA1 lookup)."""
+        self.on_invite: Callable[[Request], None] | None = None
+        """Called with each new (out-of-dialog) INVITE after the 180 is sent."""
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(
+        self,
+        *,
+        udp_port: int | None = 0,
+        tcp_port: int | None = None,
+        tls_port: int | None = None,
+        tls_server: ssl.SSLContext | None = None,
+        tls_client: ssl.SSLContext | None = None,
+    ) -> None:
+        """Open the transports (``None`` = not this one, 0 = any free port)."""
+        self._loop = asyncio.get_running_loop()
+        if udp_port is not None:
+            self.udp = await UdpTransport.listen(self.host, udp_port, self._on_message)
+            self.ports["UDP"] = self.udp.local[1]
+        if tcp_port is not None:
+            self.tcp = StreamServer(self._on_message)
+            self.ports["TCP"] = (await self.tcp.listen(self.host, tcp_port))[1]
+        if tls_port is not None and tls_server is not None:
+            self.tls = StreamServer(self._on_message, ssl_context=tls_server)
+            self.tls.ssl_client = tls_client
+            self.ports["TLS"] = (await self.tls.listen(self.host, tls_port))[1]
+
+    async def close(self) -> None:
+        """Close every transport and the timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.udp is not None:
+            self.udp.close()
+        for s in (self.tcp, self.tls):
+            if s is not None:
+                await s.close()
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.cancel()
+
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    # -- timer --------------------------------------------------------------------------
+
+    def _rearm(self) -> None:
+        at = self.layer.next_deadline()
+        at_f = INF if at is None else at
+        if at_f == self._armed:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._armed = at_f
+        if at is not None and self._loop is not None:
+            self._timer = self._loop.call_at(at, self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._timer = None
+        self._armed = INF
+        self._run(self.layer.tick(self._now()))
+        self._rearm()
+
+    # -- output -------------------------------------------------------------------------
+
+    def _send(self, msg: Request | Response, peer: Peer) -> None:
+        data = msg.to_bytes()
+        if peer.transport == "UDP":
+            if self.udp is not None:
+                self.udp.send(data, peer)
+        elif peer.transport == "TCP":
+            if self.tcp is not None:
+                self.tcp.send(data, peer)
+        elif self.tls is not None:
+            self.tls.send(data, peer)
+
+    def _run(self, acts: list[Action]) -> None:
+        for a in acts:
+            if isinstance(a, Send):
+                self._send(a.message, a.peer)
+            elif isinstance(a, Deliver):
+                if isinstance(a.message, Request):
+                    self._on_request(a.txn, a.message, a.peer)
+                else:
+                    self._on_response(a.txn, a.message, a.peer)
+            elif isinstance(a, TimedOut):
+                self._on_timeout(a.txn)
+
+    # -- input --------------------------------------------------------------------------
+
+    def _on_message(self, msg: Request | Response, peer: Peer) -> None:
+        now = self._now()
+        try:
+            if isinstance(msg, Request) and msg.method != "ACK":
+                peer = response_peer(msg, peer)
+            acts = self.layer.receive(msg, peer, now)
+            self._run(acts)
+        except (SipParseError, ValueError) as exc:
+            # A header the core needed later than the parser's checks was unusable: the
+            # message is dropped, the UA keeps running.
+            self.stats["rejected"] = self.stats.get("rejected", 0) + 1
+            log.debug("dropped %s from %s: %s", type(msg).__name__, peer.host, exc)
+        self._rearm()
+
+    def _respond(
+        self,
+        txn: Transaction | None,
+        req: Request,
+        status: int,
+        reason: str,
+        to_tag: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        body: bytes = b"",
+    ) -> Response:
+        resp = make_response(req, status, reason, to_tag=to_tag)
+        for n, v in headers:
+            resp.add(n, v)
+        if body:
+            resp.add("Content-Type", "application/sdp")
+            resp.body = body
+        if isinstance(txn, InviteServer | NonInviteServer):
+            self._run(self.layer.respond(txn, resp, self._now()))
+        return resp
+
+    def _contact(self, transport: str) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = self.ports.get(transport, 5060)
+        t = "" if transport == "UDP" else f";transport={transport.lower()}"
+        return f"<sip:tgsip@{host}:{port}{t}>"
+
+    def _answer_sdp(self, offer: bytes) -> bytes:
+        sess = next(self._sess)
+        if offer:
+            answer, _ = answer_offer(
+                parse_sdp(offer), self.host, self.media_port, self.codecs, session_id=sess
+            )
+        else:
+            answer = build_offer(self.host, self.media_port, self.codecs, session_id=sess)
+        return answer.to_bytes()
+
+    def _on_request(self, txn: Transaction | None, req: Request, peer: Peer) -> None:
+        m = req.method
+        if m == "ACK":
+            call = self.calls.get(Dialog.key_of(req, incoming=True))
+            if call is not None and call.retransmitter is not None:
+                call.retransmitter.stop()
+                self.layer.schedule(call.retransmitter)
+                call.retransmitter = None
+                call.acked.set()
+            return
+        if m == "INVITE":
+            assert isinstance(txn, InviteServer)
+            self._on_invite(txn, req, peer)
+        elif m == "BYE":
+            call = self.calls.pop(Dialog.key_of(req, incoming=True), None)
+            if call is None:
+                self._respond(txn, req, 481, "Call/Transaction Does Not Exist")
+                return
+            if call.retransmitter is not None:
+                call.retransmitter.stop()
+                self.layer.schedule(call.retransmitter)
+            self._respond(txn, req, 200, "OK")
+            self.stats["calls_ended"] += 1
+            call.ended.set()
+        elif m == "CANCEL":
+            inv = self.layer.find_invite_for_cancel(req)
+            if inv is None or inv.state is not State.PROCEEDING:
+                self._respond(txn, req, 481, "Call/Transaction Does Not Exist")
+                return
+            self._respond(txn, req, 200, "OK")
+            tag = self._invite_tags.pop(id(inv), None) or new_tag()
+            self._respond(inv, inv.request, 487, "Request Terminated", to_tag=tag)
+            self.stats["cancelled"] += 1
+        elif m in ("OPTIONS", "INFO"):
+            if m == "INFO" and Dialog.key_of(req, incoming=True) not in self.calls:
+                self._respond(txn, req, 481, "Call/Transaction Does Not Exist")
+                return
+            self._respond(txn, req, 200, "OK", headers=(("Allow", ALLOW),))
+        elif m == "REGISTER":
+            self._on_register(txn, req)
+        else:
+            self._respond(txn, req, 501, "Not Implemented", headers=(("Allow", ALLOW),))
+
+    def _on_register(self, txn: Transaction | None, req: Request) -> None:
+        if self.registrar_auth is not None and not self._authorized(txn, req):
+            return
+        aor = str(req.to.uri)
+        contacts = req.contacts
+        expires = req.expires if req.expires is not None else 3600
+        headers: list[tuple[str, str]] = []
+        if contacts is None or (contacts and expires == 0):
+            self.registrations.pop(aor, None)
+        elif contacts:
+            c = contacts[0]
+            exp = c.expires if c.expires is not None else expires
+            self.registrations[aor] = (str(c.uri), self._now() + exp)
+            headers.append(("Contact", f"<{c.uri}>;expires={exp}"))
+        self._respond(txn, req, 200, "OK", headers=tuple(headers))
+
+    def _authorized(self, txn: Transaction | None, req: Request) -> bool:
+        """Digest check (RFC 3261 §22.4): 401 with challenges, 403 on failure."""
+        assert self.registrar_auth is not None
+        server, lookup = self.registrar_auth
+        now = self._now()
+        value = req.get("Authorization")
+        if value is None:
+            chal = tuple(("WWW-Authenticate", c) for c in server.challenges(now))
+            self._respond(txn, req, 401, "Unauthorized", to_tag=new_tag(), headers=chal)
+            return False
+        verdict = server.verify(value, req.method, now, lookup, uri=req.uri)
+        if verdict.result is AuthResult.OK:
+            return True
+        if verdict.result is AuthResult.STALE:
+            chal = tuple(("WWW-Authenticate", c) for c in server.challenges(now, stale=True))
+            self._respond(txn, req, 401, "Unauthorized", to_tag=new_tag(), headers=chal)
+            return False
+        self._respond(txn, req, 403, "Forbidden", to_tag=new_tag())
+        return False
+
+    def _on_invite(self, txn: InviteServer, req: Request, peer: Peer) -> None:
+        try:
+            _ = req.record_routes  # the parser reads it lazily; the dialog needs it
+        except SipParseError as exc:
+            self._respond(txn, req, exc.status or 400, exc.reason, to_tag=new_tag())
+            return
+        key = Dialog.key_of(req, incoming=True)
+        if req.to.tag is not None:
+            call = self.calls.get(key)
+            if call is None:
+                self._respond(txn, req, 481, "Call/Transaction Does Not Exist")
+                return
+            try:
+                call.dialog.on_request(req)
+                body = self._answer_sdp(req.body)
+            except DialogError as exc:
+                self._respond(txn, req, exc.status, exc.reason)
+                return
+            except OfferAnswerError as exc:
+                self._respond(txn, req, exc.status, "Not Acceptable Here")
+                return
+            self._answer(call, txn, req, body)
+            return
+        tag = new_tag()
+        try:
+            body = self._answer_sdp(req.body)
+        except OfferAnswerError as exc:
+            self._respond(txn, req, exc.status, "Not Acceptable Here", to_tag=tag)
+            return
+        except ValueError:
+            self._respond(txn, req, 400, "Bad SDP", to_tag=tag)
+            return
+        if self.send_ringing:
+            self._respond(txn, req, 180, "Ringing", to_tag=tag)
+        if self.on_invite is not None:
+            self.on_invite(req)
+        dialog = Dialog.as_uas(req, tag)
+        call = Call(dialog, peer, req)
+        if self.ring_seconds > 0 and self._loop is not None:
+            self._invite_tags[id(txn)] = tag
+            self._loop.call_later(self.ring_seconds, self._answer_later, call, txn, req, body)
+        else:
+            self._answer(call, txn, req, body)
+
+    def _answer_later(self, call: Call, txn: InviteServer, req: Request, body: bytes) -> None:
+        self._invite_tags.pop(id(txn), None)
+        if txn.state is State.PROCEEDING:
+            self._answer(call, txn, req, body)
+            self._rearm()
+
+    def _answer(self, call: Call, txn: InviteServer, req: Request, body: bytes) -> None:
+        record_route = tuple(("Record-Route", v) for v in req.get_all("Record-Route"))
+        headers = (*record_route, ("Contact", self._contact(call.peer.transport)))
+        resp = self._respond(
+            txn, req, 200, "OK", to_tag=call.dialog.local_tag, headers=headers, body=body
+        )
+        self.calls[call.dialog.key] = call
+        if call.retransmitter is not None:
+            call.retransmitter.stop()
+            self.layer.schedule(call.retransmitter)
+        rt = Uas2xxRetransmitter(
+            txn, resp, self._now(), self.layer.timers, lambda: self._no_ack(call)
+        )
+        call.retransmitter = rt
+        self.layer.schedule(rt)
+        self.stats["calls_answered"] += 1
+
+    def _no_ack(self, call: Call) -> list[Action]:
+        """No ACK within 64*T1: confirm and immediately end the dialog (§13.3.1.4)."""
+        if self.calls.get(call.dialog.key) is not call:
+            return []
+        del self.calls[call.dialog.key]
+        call.retransmitter = None
+        self.stats["no_ack"] = self.stats.get("no_ack", 0) + 1
+        bye = call.dialog.new_request(
+            "BYE",
+            self.host,
+            via_port=self.ports.get(call.peer.transport),
+            transport=call.peer.transport,
+        )
+        _, acts = self.layer.send_request(bye, call.peer, self._now())
+        call.ended.set()
+        return acts
+
+    # -- UAC ----------------------------------------------------------------------------
+
+    def _on_response(self, txn: Transaction | None, resp: Response, peer: Peer) -> None:
+        if isinstance(txn, InviteClient) or (txn is None and resp.cseq.method == "INVITE"):
+            if 200 <= resp.status < 300:
+                self._on_invite_2xx(txn, resp, peer)
+                return
+            if resp.status < 200 or txn is None:
+                return
+        if txn is None or resp.status < 200:
+            return
+        fut = self._pending.pop(id(txn), None)
+        if fut is not None and not fut.done():
+            fut.set_result(resp)
+
+    def _on_invite_2xx(self, txn: Transaction | None, resp: Response, peer: Peer) -> None:
+        key = Dialog.key_of(resp, incoming=True)
+        call = self.calls.get(key)
+        if call is None:
+            if txn is None:
+                return  # a 2xx for no INVITE we know: ignore (§13.2.2.4 needs the dialog)
+            invite, dest = self._pending_invite.get(id(txn), (txn.request, peer))
+            dialog = Dialog.as_uac(invite, resp)
+            call = Call(dialog, dest, invite)
+            self.calls[key] = call
+        if call.ack is None:
+            call.ack = call.dialog.new_request(
+                "ACK",
+                self.host,
+                via_port=self.ports.get(call.peer.transport),
+                transport=call.peer.transport,
+                cseq=call.invite.cseq.number,
+            )
+        self._send(call.ack, call.peer)  # ACK for 2xx, also for each retransmission
+        if txn is not None:
+            fut = self._pending.pop(id(txn), None)
+            if fut is not None and not fut.done():
+                fut.set_result(resp)
+
+    def _on_timeout(self, txn: Transaction) -> None:
+        fut = self._pending.pop(id(txn), None)
+        if fut is not None and not fut.done():
+            fut.set_result(make_response(txn.request, 408, "Request Timeout"))
+
+    async def _connect(self, peer: Peer) -> None:
+        server = self.tcp if peer.transport == "TCP" else self.tls
+        if server is None:
+            raise ValueError(f"{peer.transport} transport not started")
+        if (peer.transport, peer.host, peer.port) not in server.connections:
+            conn = await server.connect(peer.host, peer.port, server_hostname=peer.host)
+            if conn.peer is not None and conn.peer != peer:
+                server.connections[(peer.transport, peer.host, peer.port)] = conn
+
+    async def request(self, req: Request, peer: Peer) -> Response:
+        """Send ``req`` in a client transaction; returns its final response (408 on timeout)."""
+        if peer.reliable:
+            await self._connect(peer)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Response] = loop.create_future()
+        txn, acts = self.layer.send_request(req, peer, self._now())
+        self._pending[id(txn)] = fut
+        if isinstance(txn, InviteClient):
+            self._pending_invite[id(txn)] = (req, peer)
+        self._run(acts)
+        self._rearm()
+        try:
+            return await fut
+        finally:
+            self._pending.pop(id(txn), None)
+            self._pending_invite.pop(id(txn), None)
+
+    def new_request(self, method: str, uri: str, peer: Peer, **kw: object) -> Request:
+        """An out-of-dialog request from us with our Via and Contact."""
+        return new_request(
+            method,
+            uri,
+            f"<sip:tgsip@{self.host}>",
+            f"<{uri}>",
+            new_branch()[7:] + "@tgsip",
+            1,
+            self.host,
+            via_port=self.ports.get(peer.transport),
+            transport=peer.transport,
+            contact=self._contact(peer.transport) if method in ("INVITE", "REGISTER") else None,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    async def invite(self, uri: str, peer: Peer) -> tuple[Response, Call | None]:
+        """Place a call: INVITE with an SDP offer, ACK for the 2xx; returns (final, call)."""
+        sdp = build_offer(self.host, self.media_port, self.codecs, session_id=next(self._sess))
+        req = self.new_request("INVITE", uri, peer, body=sdp.to_bytes())
+        resp = await self.request(req, peer)
+        if 200 <= resp.status < 300:
+            return resp, self.calls.get(Dialog.key_of(resp, incoming=True))
+        return resp, None
+
+    async def cancel(self, invite: Request, peer: Peer) -> Response:
+        """CANCEL a pending INVITE (§9.1): same Request-URI, Call-ID, From, To, CSeq number,
+        top Via and Route set; the INVITE then completes with 487."""
+        req = Request(method="CANCEL", uri=invite.uri)
+        req.headers.append(("Via", str(invite.top_via)))
+        req.headers.append(("Max-Forwards", "70"))
+        for r in invite.get_all("Route"):
+            req.headers.append(("Route", r))
+        for name in ("From", "To", "Call-ID"):
+            value = invite.get(name)
+            if value is not None:
+                req.headers.append((name, value))
+        req.headers.append(("CSeq", f"{invite.cseq.number} CANCEL"))
+        return await self.request(req, peer)
+
+    async def bye(self, call: Call) -> Response:
+        """End a call with BYE (§15.1.1)."""
+        self.calls.pop(call.dialog.key, None)
+        req = call.dialog.new_request(
+            "BYE",
+            self.host,
+            via_port=self.ports.get(call.peer.transport),
+            transport=call.peer.transport,
+        )
+        resp = await self.request(req, call.peer)
+        call.ended.set()
+        return resp
+
+    async def register(
+        self,
+        registrar: str,
+        aor: str,
+        peer: Peer,
+        *,
+        expires: int = 3600,
+        credentials: DigestClient | None = None,
+    ) -> Response:
+        """REGISTER ``aor`` (§10.2); a 401/407 is answered once with ``credentials``."""
+        call_id = new_branch()[7:] + "@tgsip"
+        resp: Response | None = None
+        auth: tuple[tuple[str, str], ...] = ()
+        for cseq in (1, 2):
+            req = new_request(
+                "REGISTER",
+                registrar,
+                f"<{aor}>",
+                f"<{aor}>",
+                call_id,
+                cseq,
+                self.host,
+                via_port=self.ports.get(peer.transport),
+                transport=peer.transport,
+                contact=self._contact(peer.transport),
+                extra_headers=(("Expires", str(expires)), *auth),
+            )
+            resp = await self.request(req, peer)
+            if resp.status not in (401, 407) or credentials is None or cseq == 2:
+                return resp
+            chal_name = "WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate"
+            resp_name = "Authorization" if resp.status == 401 else "Proxy-Authorization"
+            try:
+                value = credentials.authorize(resp.get_all(chal_name), "REGISTER", registrar)
+            except AuthError:
+                return resp
+            auth = ((resp_name, value),)
+        assert resp is not None
+        return resp
