@@ -31,7 +31,7 @@ def test_bench_media_prints_one_json_object() -> None:
         check=True,
     )
     result = json.loads(proc.stdout)
-    assert KEYS <= result.keys()
+    assert result.keys() >= KEYS
     assert result["opus_g711_calls_per_core"] > 0
     assert result["g711_relay_lines_per_core"] > 0
     assert 0 < result["bytes_per_line"] < 16 * 1024 * 1024
