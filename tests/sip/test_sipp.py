@@ -234,3 +234,39 @@ def test_sipp_register_md5_digest(tmp_path: Path, password: str, expect_ok: bool
         assert (ok, failed) == (0, 20)  # every attempt got 403 instead of 200
         assert rc != 0
         assert ua.registrations == {}
+
+
+def test_sipp_uac_with_packet_loss_exercises_retransmissions(tmp_path: Path) -> None:
+    """SIPp loses 10 % of its messages: our 2xx retransmission (until ACK) and the server
+    transactions' answers to retransmitted requests must still complete every call."""
+    calls = 60
+
+    async def main() -> tuple[int, UserAgent]:
+        ua = UserAgent("127.0.0.1")
+        await ua.start(udp_port=0)
+        args = ["-sn", "uac", f"127.0.0.1:{ua.ports['UDP']}", "-i", "127.0.0.1"]
+        args += ["-p", str(free_port()), "-m", str(calls), "-r", "60", "-l", str(calls)]
+        args += ["-d", "0", "-lost", "10", "-timeout", "25s", "-timeout_error", "-nostdin"]
+        args += ["-trace_screen", "-trace_err"]
+        try:
+            rc = await run_sipp(args, tmp_path, 35)
+        finally:
+            await ua.close()
+        return rc, ua
+
+    rc, ua = asyncio.run(main())
+    ok, failed = screen_counts(tmp_path)
+    assert (ok, failed) == (calls, 0)
+    assert rc == 0
+    text = sorted(tmp_path.glob("*_screen.log"))[-1].read_text(errors="replace")
+    # SIPp's message table: name, count, retransmissions, timeouts, [unexpected,] lost
+    rows = {
+        m.group(1): [int(x) for x in m.group(2).split()]
+        for m in re.finditer(r"^\s+(INVITE|ACK|BYE) -+>\s+((?:\d+\s+)+)$", text, re.M)
+    }
+    assert set(rows) == {"INVITE", "ACK", "BYE"}, text[-3000:]
+    invite_retrans, bye_retrans, ack_lost = rows["INVITE"][1], rows["BYE"][1], rows["ACK"][-1]
+    assert invite_retrans + bye_retrans + ack_lost > 0  # loss really happened
+    if ack_lost:
+        assert ua.stats["2xx_retransmissions"] > 0  # our 2xx went again until an ACK came
+    assert ua.stats["calls_answered"] == calls

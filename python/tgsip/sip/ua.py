@@ -146,6 +146,7 @@ class UserAgent:
         self.calls: dict[tuple[str, str, str], Call] = {}
         self.registrations: dict[str, tuple[str, float]] = {}
         self.stats: dict[str, int] = {"calls_answered": 0, "calls_ended": 0, "cancelled": 0}
+        self.stats["2xx_retransmissions"] = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._armed = INF
@@ -301,6 +302,7 @@ class UserAgent:
         if m == "ACK":
             call = self.calls.get(Dialog.key_of(req, incoming=True))
             if call is not None and call.retransmitter is not None:
+                self.stats["2xx_retransmissions"] += call.retransmitter.sent
                 call.retransmitter.stop()
                 self.layer.schedule(call.retransmitter)
                 call.retransmitter = None
@@ -315,6 +317,7 @@ class UserAgent:
                 self._respond(txn, req, 481, "Call/Transaction Does Not Exist")
                 return
             if call.retransmitter is not None:
+                self.stats["2xx_retransmissions"] += call.retransmitter.sent
                 call.retransmitter.stop()
                 self.layer.schedule(call.retransmitter)
             self._respond(txn, req, 200, "OK")
