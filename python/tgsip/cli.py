@@ -16,7 +16,7 @@ from tgsip import __version__
 #: Sub-command name -> (module, function, one-line help). The function takes the parsed
 #: arguments and returns the exit status.
 _COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("tgsip.gateway", "Run the gateway (embedded defaults: SQLite, one process)."),
+    "run": ("tgsip.gateway", "Run the gateway (embedded defaults, one process)."),
     "bench": ("tgsip.bench", "Run a benchmark and print one JSON object."),
     "sandbox": ("tgsip.sandbox.command", "Run the local Telegram sandbox standalone."),
 }
