@@ -20,15 +20,13 @@ loopback does on the sender's side lands there too, so the figures are for the e
 from __future__ import annotations
 
 import asyncio
-import os
-import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from tgsip.media import EngineConfig, LineConfig, MediaEngine, OpusSettings, g711
+from tgsip.bench.machine import cpu_model, rss_bytes
+from tgsip.media import EngineConfig, Line, LineConfig, MediaEngine, OpusSettings, g711
 from tgsip.media.corpus import speech
 from tgsip.media.loadgen import LoadGenerator, codec_floor_ns, encode_payloads
 
@@ -36,27 +34,6 @@ OPUS_PT = 111
 #: Target load of the worker core while measuring: high enough to amortise the tick, low
 #: enough that no deadline is missed.
 TARGET_LOAD = 0.6
-
-
-def cpu_model() -> str:
-    """The processor's model name and the cores this process may use."""
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model} ({len(os.sched_getaffinity(0))} cores available)"
-
-
-def rss_bytes() -> int:
-    """Resident set size of this process."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def _log(quiet: bool, msg: str) -> None:
@@ -72,46 +49,56 @@ def _late_ticks(engine: MediaEngine) -> int:
     return sum(w["late_ticks"] for w in engine.worker_loads())
 
 
+def _open_pairs(
+    engine: MediaEngine, gen: LoadGenerator, n: int, transcode: bool
+) -> tuple[list[Line], list[tuple[str, int, int, int]]]:
+    """Opens ``n`` bridged pairs towards the generator's sockets: Opus ⇄ PCMA when
+    ``transcode`` (jitter buffers on, DTMF detection on the G.711 side), else PCMA ⇄ PCMA
+    relaying. Returns the lines and the generator's targets (payload set 0: Opus, 1: PCMA)."""
+    addrs = gen.addresses
+    lines: list[Line] = []
+    targets: list[tuple[str, int, int, int]] = []
+    for i in range(n):
+        if transcode:
+            a = engine.open_line(
+                LineConfig(
+                    codec="opus",
+                    payload_type=OPUS_PT,
+                    detect_inband_dtmf=False,
+                    opus=OpusSettings(),
+                    stats_interval_ms=0,
+                )
+            )
+            b = engine.open_line(
+                LineConfig(codec="PCMA", payload_type=8, stats_interval_ms=0), near=a
+            )
+        else:
+            relay_cfg = LineConfig(
+                codec="PCMA", payload_type=8, detect_inband_dtmf=False, stats_interval_ms=0
+            )
+            a = engine.open_line(relay_cfg)
+            b = engine.open_line(relay_cfg, near=a)
+        a.bridge(b)
+        lines += [a, b]
+        a.start(*addrs[2 * i])
+        b.start(*addrs[2 * i + 1])
+        ha, pa = a.local_address
+        hb, pb = b.local_address
+        if transcode:
+            targets += [(ha, pa, OPUS_PT, 0), (hb, pb, 8, 1)]
+        else:
+            targets += [(ha, pa, 8, 1), (hb, pb, 8, 1)]
+    return lines, targets
+
+
 def _measure_calls(
     n: int, seconds: float, speech_8k: bytes, opus_packets: list[bytes], transcode: bool
 ) -> dict[str, float]:
     """Runs ``n`` bridged pairs on one worker; returns the worker's load and cost figures."""
     pcma = encode_payloads("PCMA", speech_8k, 8000)
-    lines = []
     with MediaEngine(EngineConfig(workers=1)) as engine:
         gen = LoadGenerator(2 * n)
-        addrs = gen.addresses
-        targets: list[tuple[str, int, int, int]] = []
-        for i in range(n):
-            if transcode:
-                a = engine.open_line(
-                    LineConfig(
-                        codec="opus",
-                        payload_type=OPUS_PT,
-                        detect_inband_dtmf=False,
-                        opus=OpusSettings(),
-                        stats_interval_ms=0,
-                    )
-                )
-                b = engine.open_line(
-                    LineConfig(codec="PCMA", payload_type=8, stats_interval_ms=0), near=a
-                )
-            else:
-                relay_cfg = LineConfig(
-                    codec="PCMA", payload_type=8, detect_inband_dtmf=False, stats_interval_ms=0
-                )
-                a = engine.open_line(relay_cfg)
-                b = engine.open_line(relay_cfg, near=a)
-            a.bridge(b)
-            lines += [a, b]
-            a.start(*addrs[2 * i])
-            b.start(*addrs[2 * i + 1])
-            ha, pa = a.local_address
-            hb, pb = b.local_address
-            if transcode:
-                targets += [(ha, pa, OPUS_PT, 0), (hb, pb, 8, 1)]
-            else:
-                targets += [(ha, pa, 8, 1), (hb, pb, 8, 1)]
+        lines, targets = _open_pairs(engine, gen, n, transcode)
         received0 = sum(int(line.stats()["packets_received"] or 0) for line in lines)
         cpu0 = _worker_cpu_ns(engine)
         late0 = _late_ticks(engine)
@@ -167,17 +154,7 @@ def memory_probe(pairs: int = 200, seconds: float = 2.0) -> float:
     rss0 = rss_bytes()
     with MediaEngine(EngineConfig(workers=1)) as engine:
         gen = LoadGenerator(2 * pairs)
-        addrs = gen.addresses
-        targets: list[tuple[str, int, int, int]] = []
-        for i in range(pairs):
-            a = engine.open_line(
-                LineConfig(codec="opus", payload_type=OPUS_PT, detect_inband_dtmf=False)
-            )
-            b = engine.open_line(LineConfig(codec="PCMA", payload_type=8), near=a)
-            a.bridge(b)
-            a.start(*addrs[2 * i])
-            b.start(*addrs[2 * i + 1])
-            targets += [(*a.local_address, OPUS_PT, 0), (*b.local_address, 8, 1)]
+        _, targets = _open_pairs(engine, gen, pairs, transcode=True)
         gen.run(targets, [opus_packets, pcma], [960, 160], ptime_ms=20, seconds=seconds)
         grown = rss_bytes() - rss0
     return grown / (2 * pairs)
@@ -282,4 +259,4 @@ def run(seconds: float | None = None, quiet: bool = False) -> dict[str, Any]:
     }
 
 
-__all__ = ["cpu_model", "memory_probe", "rss_bytes", "run"]
+__all__ = ["memory_probe", "run"]

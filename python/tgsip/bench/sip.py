@@ -27,9 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tgsip.bench.machine import cpu_model
 from tgsip.sip.ua import UserAgent
 
-__all__ = ["RATES", "cpu_model", "run", "sipp_counts"]
+__all__ = ["RATES", "run", "sipp_counts"]
 
 RATES = (250, 500, 1000, 1500, 2000, 3000)
 
@@ -53,17 +54,6 @@ REGISTER_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   <recv response="200"/>
 </scenario>
 """
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (``unknown`` elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def sipp_counts(directory: Path) -> tuple[int, int]:
