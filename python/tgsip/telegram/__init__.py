@@ -1,0 +1,1 @@
+"""The gateway's Telegram side: session accounts (Telethon) and private calls."""
