@@ -201,9 +201,9 @@ def test_outgoing_full_flow_and_hangup_duration() -> None:
 def test_caller_events_ringing_answered_on_accept_without_receive_date() -> None:
     pair = Pair()
     acts = pair.callee.accept(PARAMS, RANDOM_B, 1.0)
-    assert isinstance(acts[0].request, phone.AcceptCallRequest)  # type: ignore[union-attr]
+    assert isinstance(acts[1].request, phone.AcceptCallRequest)  # type: ignore[union-attr]
     assert Answered() in acts
-    g_b = acts[0].request.g_b  # type: ignore[union-attr]
+    g_b = acts[1].request.g_b  # type: ignore[union-attr]
     acts = pair.caller.on_phone_call(
         types.PhoneCallAccepted(CALL_ID, ACCESS, DATE, CALLER, CALLEE, g_b, PROTO), 1.1
     )
@@ -326,10 +326,13 @@ def test_incoming_acknowledges_at_once() -> None:
     req = sent(acts)[0]
     assert isinstance(req, phone.ReceivedCallRequest)
     assert req.peer == types.InputPhoneCall(CALL_ID, ACCESS)
-    assert CreateMedia(CALLER) in acts
+    assert len(acts) == 1
     assert call.peer_id == CALLER
     assert call.state is State.RINGING
     assert call.deadline is None
+    acts = call.accept(PARAMS, RANDOM_B, 1.0)
+    assert acts[0] == CreateMedia(CALLER)
+    assert isinstance(acts[1].request, phone.AcceptCallRequest)  # type: ignore[union-attr]
 
 
 def test_incoming_rejects_other_objects() -> None:
@@ -352,6 +355,7 @@ def test_incoming_decline_is_busy() -> None:
     acts = call.decline(1.0)
     assert isinstance(sent(acts)[0].reason, types.PhoneCallDiscardReasonBusy)
     assert acts[-1] == Ended(EndReason.BUSY, 0, False)
+    assert not any(isinstance(a, StopMedia) for a in acts)  # no media was created
     assert call.decline(2.0) == []
     assert call.accept(PARAMS, RANDOM_B, 2.0) == []
 
@@ -396,6 +400,16 @@ def test_incoming_bad_server_random_ends_call() -> None:
     call, _ = PrivateCall.incoming_call(requested(b"h" * 32), protocol=PROTO, now=0.0)
     acts = call.accept(PARAMS, b"short", 1.0)
     assert only(acts, Ended).reason is EndReason.DISCONNECT
+
+
+def test_fail_ends_with_disconnect() -> None:
+    pair = Pair()
+    pair.callee.accept(PARAMS, RANDOM_B, 1.0)
+    acts = pair.callee.fail("CALL_ALREADY_DECLINED", 1.2)
+    assert isinstance(sent(acts)[0].reason, types.PhoneCallDiscardReasonDisconnect)
+    assert StopMedia(CALLER) in acts
+    assert acts[-1] == Ended(EndReason.DISCONNECT, 0, False, "CALL_ALREADY_DECLINED")
+    assert pair.callee.fail("again", 2.0) == []
 
 
 def test_local_misuse_raises() -> None:
@@ -580,8 +594,12 @@ def test_any_input_order_keeps_invariants(inputs: list[tuple[str, float]], out: 
         acts += _feed(call, kind, clock)
     ends = [a for a in acts if isinstance(a, Ended)]
     stops = [a for a in acts if isinstance(a, StopMedia)]
+    creates = [a for a in acts if isinstance(a, CreateMedia)]
     assert len(ends) <= 1
-    assert len(stops) == len(ends)
+    assert len(creates) <= 1
+    assert len(stops) <= len(creates)
+    if ends:
+        assert len(stops) == len(creates)
     assert (len(ends) == 1) == call.ended
     discards = [r for r in sent(acts) if isinstance(r, phone.DiscardCallRequest)]
     assert len(discards) <= 1

@@ -304,8 +304,9 @@ class PrivateCall:
         answer_timeout: float | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> tuple[PrivateCall, list[Action]]:
-        """A ``PhoneCallRequested`` arrived: acknowledge it at once with ``receivedCall`` and
-        create the media call. ``answer_timeout`` (seconds) declines it when nobody decides."""
+        """A ``PhoneCallRequested`` arrived: acknowledge it at once with ``receivedCall``. The
+        media call is created on :meth:`accept` (signalling is buffered here until then).
+        ``answer_timeout`` (seconds) declines the call when nobody decides."""
         if not isinstance(requested, types.PhoneCallRequested):
             raise CallError(f"not a PhoneCallRequested: {type(requested).__name__}")
         call = cls(outgoing=False, peer_id=requested.admin_id, protocol=protocol)
@@ -314,11 +315,7 @@ class PrivateCall:
         call.access_hash = requested.access_hash
         call._g_a_hash = bytes(requested.g_a_hash)
         call.deadline = None if answer_timeout is None else now + answer_timeout
-        call._media = True
-        return call, [
-            Send(phone.ReceivedCallRequest(peer=call.input_peer)),
-            CreateMedia(call.peer_id),
-        ]
+        return call, [Send(phone.ReceivedCallRequest(peer=call.input_peer))]
 
     # -- properties ------------------------------------------------------------------------
 
@@ -360,10 +357,11 @@ class PrivateCall:
             return self._finish(EndReason.DISCONNECT, now, by_remote=False, error=str(exc))
         self.state = State.ACCEPTING
         self.deadline = now + self._connect_timeout
+        self._media = True
         req = phone.AcceptCallRequest(
             peer=self.input_peer, g_b=self._callee.g_b, protocol=self.protocol
         )
-        return [Send(req), Answered()]
+        return [CreateMedia(self.peer_id), Send(req), Answered()]
 
     def decline(self, now: float) -> list[Action]:
         """Callee: refuse the ringing call (``busy``, as official clients do)."""
@@ -383,6 +381,13 @@ class PrivateCall:
         else:
             reason = EndReason.HANGUP
         return self._finish(reason, now, by_remote=False)
+
+    def fail(self, error: str, now: float) -> list[Action]:
+        """A local failure (a request Telegram refused, the media leg): discard with
+        ``disconnect`` and ``error`` as the explanation."""
+        if self.state is State.ENDED:
+            return []
+        return self._finish(EndReason.DISCONNECT, now, by_remote=False, error=error)
 
     def tick(self, now: float) -> list[Action]:
         """Handles an expired :attr:`deadline` (ring, answer or connect timeout)."""
