@@ -51,7 +51,8 @@ _RANGE_MARGIN = 1 << (2048 - 64)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
-  id INTEGER PRIMARY KEY, access_hash INTEGER NOT NULL, admin_id INTEGER NOT NULL,
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER NOT NULL UNIQUE,
+  access_hash INTEGER NOT NULL, admin_id INTEGER NOT NULL,
   participant_id INTEGER NOT NULL, admin_key INTEGER NOT NULL, participant_key INTEGER,
   random_id INTEGER NOT NULL, date INTEGER NOT NULL, state TEXT NOT NULL,
   video INTEGER NOT NULL, g_a_hash BLOB NOT NULL, g_a BLOB, g_b BLOB, key_fingerprint INTEGER,
@@ -299,8 +300,7 @@ class CallStore:
     def of_user(self, user_id: int) -> list[Call]:
         """Every call ``user_id`` made or received, newest first."""
         rows = self._db.execute(
-            "SELECT * FROM calls WHERE admin_id = ? OR participant_id = ? ORDER BY date DESC, "
-            "rowid DESC",
+            "SELECT * FROM calls WHERE admin_id = ? OR participant_id = ? ORDER BY seq DESC",
             (user_id, user_id),
         ).fetchall()
         return [self._call(r) for r in rows]
