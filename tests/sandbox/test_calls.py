@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import secrets
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,16 @@ async def test_full_call(sandbox: Sandbox, make_client: ClientFactory) -> None:
     assert theirs.connections[0].peer_tag == reflector.peer_tag
     assert theirs.protocol.library_versions == ["9.0.0", "13.0.0"]
 
+    # The reflector serves this call's tag while it runs (spec §5.2 hello, echoed).
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        udp.setblocking(False)
+        hello = reflector.peer_tag[:12] + b"\x00\x00\x00\x01" + b"\xff" * 12 + b"\xfe"
+        hello += b"\xff" * 3 + os.urandom(8)
+        udp.sendto(hello, ("127.0.0.1", reflector_port))
+        loop = asyncio.get_running_loop()
+        assert await asyncio.wait_for(loop.sock_recv(udp, 2048), TIMEOUT) == hello
+
     # Signalling is relayed byte-exact to the other party only.
     blob_a, blob_b = os.urandom(1500), os.urandom(77)
     assert await alice(functions.phone.SendSignalingDataRequest(peer(waiting), blob_a)) is True
@@ -380,9 +391,12 @@ async def test_missed_after_ring_timeout(sandbox: Sandbox, make_client: ClientFa
     requested = await bob.next()
     await bob(functions.phone.ReceivedCallRequest(peer(requested)))
     await alice.next()
-    sandbox.advance(89)
+    call = sandbox.call(waiting.id)
+    assert call is not None
+    # One second short of call_ring_timeout_ms = 90 000 (advance() expires synchronously).
+    sandbox.advance(call.date + 90 - sandbox.now() - 1)
     assert sandbox.call(waiting.id).state is CallState.REQUESTED  # type: ignore[union-attr]
-    sandbox.advance(1)  # call_ring_timeout_ms = 90 000
+    sandbox.advance(1)
     for who in (alice, bob):
         missed = await who.next()
         assert isinstance(missed, types.PhoneCallDiscarded)
