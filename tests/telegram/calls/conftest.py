@@ -36,3 +36,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("netns"):
             item.add_marker(skip)
+
+
+# The sandbox and real Telethon clients for it, shared with the sandbox's own tests.
+from tests.sandbox.conftest import make_client, rsa_dir, sandbox  # noqa: E402
+
+__all__ = ["in_call_namespace", "make_client", "rsa_dir", "sandbox"]

@@ -19,11 +19,12 @@ import contextlib
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from telethon import events  # type: ignore[import-untyped]
 from telethon.errors import FloodWaitError, RPCError  # type: ignore[import-untyped]
+from telethon.errors.rpcerrorlist import rpc_errors_dict  # type: ignore[import-untyped]
 from telethon.tl import types  # type: ignore[import-untyped]
 from telethon.tl.functions import contacts, messages, phone  # type: ignore[import-untyped]
 
@@ -32,10 +33,11 @@ from tgsip.telegram.calls.call import (
     RING_TIMEOUT,
     Action,
     Answered,
-    ConnectMedia,
     Connected,
+    ConnectMedia,
     CreateMedia,
     Ended,
+    MediaState,
     PrivateCall,
     Ringing,
     Send,
@@ -43,8 +45,10 @@ from tgsip.telegram.calls.call import (
     StopMedia,
 )
 from tgsip.telegram.calls.dh import DhParams, validate_params
-from tgsip.telegram.calls.media import MediaCall, MediaState, TelegramMedia
 from tgsip.telegram.calls.ports import PcmPort
+
+if TYPE_CHECKING:  # the media module loads ntgcalls; the shell only needs its types
+    from tgsip.telegram.calls.media import MediaCall, TelegramMedia
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +80,16 @@ class CallRefused(CallServiceError):
         self.name = name
 
 
+_ERROR_NAMES: dict[type, str] = {cls: name for name, cls in rpc_errors_dict.items()}
+
+
 def _translate(exc: Exception) -> CallServiceError:
+    """Telethon's exception as ours; Telegram's error name is kept (``USER_PRIVACY_RESTRICTED``)."""
     if isinstance(exc, FloodWaitError):
         return CallFloodWait(int(exc.seconds))
     if isinstance(exc, RPCError):
-        return CallRefused(str(getattr(exc, "message", "") or type(exc).__name__))
+        name = _ERROR_NAMES.get(type(exc)) or str(exc.message)
+        return CallRefused(name, str(exc))
     return CallServiceError(repr(exc))
 
 
@@ -255,14 +264,18 @@ class CallHandle:
         try:
             result = await self.service.client(request)
         except Exception as exc:
-            log.warning(
-                "call %s: %s failed: %s", self.call.call_id, type(request).__name__, exc
-            )
+            log.warning("call %s: %s failed: %s", self.call.call_id, type(request).__name__, exc)
             if isinstance(request, phone.AcceptCallRequest | phone.ConfirmCallRequest):
                 self._run(self.call.fail(str(_translate(exc)), self.service.now()))
             return
         if isinstance(result, types.phone.PhoneCall):
             self._run(self.call.on_phone_call(result.phone_call, self.service.now()))
+        elif isinstance(result, types.Updates | types.UpdatesCombined):
+            # discardCall answers with the final phoneCallDiscarded (need_rating); do not rely
+            # on the client dispatching it to handlers.
+            for update in result.updates:
+                if isinstance(update, types.UpdatePhoneCall):
+                    self._run(self.call.on_phone_call(update.phone_call, self.service.now()))
 
     def _close(self) -> None:
         if self._timer is not None:
@@ -279,7 +292,8 @@ class CallService:
 
     ``on_incoming`` receives each incoming call's handle (it must :meth:`CallHandle.accept`
     or :meth:`CallHandle.decline`; without a callback, or while ``max_calls`` calls are
-    running, calls are declined as busy). ``clock`` is the monotonic clock in seconds.
+    running, calls are declined as busy). ``versions`` limits the tgcalls library versions
+    offered (default: all that ntgcalls supports).
     """
 
     def __init__(
@@ -292,6 +306,7 @@ class CallService:
         answer_timeout: float | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
         max_calls: int = 100,
+        versions: Sequence[str] | None = None,
     ) -> None:
         self.client = client
         self.media = media
@@ -302,10 +317,13 @@ class CallService:
         self.connect_timeout = connect_timeout
         self.max_calls = max_calls
         info = media.protocol()
+        offered = [v for v in info.library_versions if versions is None or v in versions]
+        if not offered:
+            raise CallServiceError(f"none of {versions} is supported ({info.library_versions})")
         self.protocol = types.PhoneCallProtocol(
             min_layer=info.min_layer,
             max_layer=info.max_layer,
-            library_versions=list(info.library_versions),
+            library_versions=offered,
             udp_p2p=info.udp_p2p,
             udp_reflector=info.udp_reflector,
         )

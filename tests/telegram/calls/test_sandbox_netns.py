@@ -1,0 +1,256 @@
+"""End to end against the sandbox: a gateway-side :class:`CallService` on a real Telethon client
+and a scripted sandbox user (:class:`~tgsip.sandbox.peer.CallPeer`, its own Telethon client and
+CallService), real ntgcalls media both ways, P2P and relay-only through the sandbox reflector,
+for every tgcalls version ntgcalls supports.
+
+Runs only inside ``scripts/netns-run`` (``make test-calls``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+from telethon import TelegramClient
+
+from tests.sandbox.conftest import ClientFactory, login
+from tests.telegram.calls.audio import analyse, wait_for_frames
+from tgsip.sandbox import Sandbox
+from tgsip.sandbox.calls import CallState, DiscardReason
+from tgsip.sandbox.peer import CallPeer, tone
+from tgsip.telegram.calls.call import EndReason
+from tgsip.telegram.calls.media import TelegramMedia, protocol_info
+from tgsip.telegram.calls.ports import Recorder, ScriptedPort, ToneSource
+from tgsip.telegram.calls.service import CallHandle, CallRefused, CallService
+
+pytestmark = [pytest.mark.netns, pytest.mark.timeout(120)]
+
+VERSIONS = protocol_info().library_versions
+GATEWAY_PHONE, PEER_PHONE = "+15550101", "+15550202"
+T = 15.0
+
+
+@dataclass
+class World:
+    sandbox: Sandbox
+    media: TelegramMedia
+    client: TelegramClient
+    gateway: CallService
+    peer: CallPeer
+    incoming: asyncio.Queue[CallHandle]
+
+
+async def make_world(
+    sandbox: Sandbox,
+    make_client: ClientFactory,
+    *,
+    versions: tuple[str, ...] | None = None,
+    peer_rate: int = 48000,
+    ring_timeout: float = 15.0,
+) -> World:
+    sandbox.create_user(GATEWAY_PHONE.lstrip("+"), "Gateway", username="gateway")
+    media = TelegramMedia()
+    client = await make_client()
+    await login(client, sandbox, GATEWAY_PHONE)
+    incoming: asyncio.Queue[CallHandle] = asyncio.Queue()
+
+    async def on_incoming(handle: CallHandle) -> None:
+        await incoming.put(handle)
+
+    gateway = CallService(
+        client, media, on_incoming=on_incoming, versions=versions, ring_timeout=ring_timeout
+    )
+    await gateway.start()
+    peer = CallPeer(
+        sandbox,
+        PEER_PHONE,
+        first_name="Bob",
+        username="bob",
+        source=tone(1000),
+        sample_rate=peer_rate,
+        media=media,
+    )
+    await peer.start()
+    return World(sandbox, media, client, gateway, peer, incoming)
+
+
+@pytest_asyncio.fixture
+async def world(sandbox: Sandbox, make_client: ClientFactory) -> AsyncIterator[World]:
+    w = await make_world(sandbox, make_client)
+    yield w
+    await w.gateway.stop()
+    await w.peer.stop()
+    await w.media.close()
+
+
+def port(rate: int, freq: int = 440) -> ScriptedPort:
+    return ScriptedPort(ToneSource(freq, rate), Recorder(rate))
+
+
+def assert_tone(recorder: Recorder, freq: int) -> None:
+    got, level = analyse(recorder.pcm(last_seconds=0.5), recorder.sample_rate)
+    assert got == pytest.approx(freq, abs=10), (got, level)
+    assert level == pytest.approx(-12.0, abs=3.0), (got, level)
+
+
+async def check_audio(gw_port: ScriptedPort, peer_rec: Recorder) -> None:
+    """440 Hz gateway -> peer and 1000 Hz peer -> gateway, measured on the last 0.5 s."""
+    await wait_for_frames(peer_rec, 40, 5)
+    gw_port.recorder.clear()
+    peer_rec.clear()
+    await wait_for_frames(peer_rec, 60, 5)
+    await wait_for_frames(gw_port.recorder, 60, 5)
+    assert_tone(peer_rec, 440)
+    assert_tone(gw_port.recorder, 1000)
+
+
+async def gateway_calls_peer(w: World, target: int | str, rate: int) -> tuple[CallHandle, ...]:
+    gw_port = port(rate)
+    handle = await asyncio.wait_for(w.gateway.call(target, gw_port), T)
+    await asyncio.wait_for(handle.ringing.wait(), T)
+    await asyncio.wait_for(handle.connected.wait(), T)
+    theirs = await asyncio.wait_for(w.peer.incoming.get(), T)
+    await asyncio.wait_for(theirs.connected.wait(), T)
+    return handle, theirs
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("relay", [False, True], ids=["p2p", "relay"])
+async def test_gateway_calls_user_audio_both_ways(
+    sandbox: Sandbox, make_client: ClientFactory, relay: bool, version: str
+) -> None:
+    if relay:
+        await sandbox.start_reflector()
+        sandbox.force_relay = True
+    w = await make_world(sandbox, make_client, versions=(version,))
+    try:
+        gw_port = port(48000)
+        handle = await asyncio.wait_for(w.gateway.call("@bob", gw_port), T)
+        await asyncio.wait_for(handle.ringing.wait(), T)
+        await asyncio.wait_for(handle.connected.wait(), T)
+        theirs = await asyncio.wait_for(w.peer.incoming.get(), T)
+        await asyncio.wait_for(theirs.connected.wait(), T)
+        assert handle.answered.is_set()
+        assert handle.call.versions == (version,)
+        assert handle.emojis == theirs.emojis
+        await check_audio(gw_port, w.peer.recorder(theirs))
+        if relay:
+            assert sandbox.reflector is not None
+            assert sandbox.reflector.core.stats.forwarded > 50
+        call_id = handle.call.call_id
+        assert call_id is not None
+        server = sandbox.call(call_id)
+        assert server is not None
+        assert server.p2p_allowed is (not relay)
+        handle.hangup()
+        mine = await handle.wait_ended(T)
+        end = await theirs.wait_ended(T)
+        assert mine.reason is EndReason.HANGUP
+        assert not mine.by_remote
+        assert end.reason is EndReason.HANGUP
+        assert end.by_remote
+        done = await sandbox.wait_call(call_id, (CallState.DISCARDED,), T)
+        assert done.reason is DiscardReason.HANGUP
+        # Telegram asked both sides for a rating after a call that started; both gave 5.
+        await handle.drain()
+        await theirs.drain()
+        rated = sandbox.call(call_id)
+        assert rated is not None
+        assert rated.admin_rating == 5
+        assert rated.participant_rating == 5
+    finally:
+        await w.gateway.stop()
+        await w.peer.stop()
+        await w.media.close()
+
+
+async def test_user_calls_gateway_at_8k_and_hangs_up(world: World) -> None:
+    handle = await asyncio.wait_for(world.peer.call("@gateway"), T)
+    incoming = await asyncio.wait_for(world.incoming.get(), T)
+    assert not incoming.outgoing
+    assert incoming.peer_id == world.peer.id
+    gw_port = port(8000)
+    await incoming.accept(gw_port)
+    await asyncio.wait_for(incoming.connected.wait(), T)
+    await asyncio.wait_for(handle.connected.wait(), T)
+    await check_audio(gw_port, world.peer.recorder(handle))
+    handle.hangup()  # the user hangs up
+    end = await incoming.wait_ended(T)
+    assert end.reason is EndReason.HANGUP
+    assert end.by_remote
+    assert world.gateway.active == []
+
+
+async def test_resolve_by_phone_and_id(world: World) -> None:
+    handle, theirs = await gateway_calls_peer(world, PEER_PHONE, 16000)
+    handle.hangup()
+    await handle.wait_ended(T)
+    await theirs.wait_ended(T)
+    handle, theirs = await gateway_calls_peer(world, world.peer.id, 16000)
+    theirs.hangup()
+    end = await handle.wait_ended(T)
+    assert end.reason is EndReason.HANGUP
+    assert end.by_remote
+    with pytest.raises(CallRefused, match=r"^USERNAME_NOT_OCCUPIED"):
+        await world.gateway.call("@nobody_here", port(8000))
+    with pytest.raises(CallRefused, match="USER_NOT_FOUND"):
+        await world.gateway.call("+19999999999", port(8000))
+
+
+async def test_declined_call_is_busy(world: World) -> None:
+    world.peer.answer = "decline"
+    handle = await asyncio.wait_for(world.gateway.call("@bob", port(8000)), T)
+    end = await handle.wait_ended(T)
+    assert end.reason is EndReason.BUSY
+    assert end.by_remote
+    assert world.media.calls == {}
+
+
+async def test_unanswered_call_is_missed_after_ring_timeout(
+    sandbox: Sandbox, make_client: ClientFactory
+) -> None:
+    w = await make_world(sandbox, make_client, ring_timeout=1.0)
+    try:
+        w.peer.answer = "ignore"
+        handle = await asyncio.wait_for(w.gateway.call("@bob", port(8000)), T)
+        await asyncio.wait_for(handle.ringing.wait(), T)
+        theirs = await asyncio.wait_for(w.peer.incoming.get(), T)
+        end = await handle.wait_ended(T)
+        assert end.reason is EndReason.MISSED
+        assert end.error == "ring timeout"
+        peer_end = await theirs.wait_ended(T)
+        assert peer_end.reason is EndReason.MISSED
+        assert peer_end.by_remote
+        call_id = handle.call.call_id
+        assert call_id is not None
+        server = sandbox.call(call_id)
+        assert server is not None
+        assert server.reason is DiscardReason.MISSED
+    finally:
+        await w.gateway.stop()
+        await w.peer.stop()
+        await w.media.close()
+
+
+async def test_ten_calls_in_a_row_do_not_leak(world: World) -> None:
+    def counts() -> tuple[int, int]:
+        return len(os.listdir("/proc/self/task")), len(os.listdir("/proc/self/fd"))
+
+    handle, theirs = await gateway_calls_peer(world, "@bob", 8000)
+    handle.hangup()
+    await handle.wait_ended(T)
+    await theirs.wait_ended(T)
+    threads, fds = counts()
+    for i in range(10):
+        handle, theirs = await gateway_calls_peer(world, "@bob", 8000)
+        (theirs if i % 2 else handle).hangup()
+        await handle.wait_ended(T)
+        await theirs.wait_ended(T)
+    assert world.media.calls == {}
+    assert world.gateway.active == []
+    now_threads, now_fds = counts()
+    assert now_threads <= threads + 2, (threads, now_threads)
+    assert now_fds <= fds + 4, (fds, now_fds)
