@@ -40,5 +40,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # The sandbox and real Telethon clients for it, shared with the sandbox's own tests.
 from tests.sandbox.conftest import make_client, rsa_dir, sandbox  # noqa: E402
+from tests.telegram.calls.world import world  # noqa: E402
 
-__all__ = ["in_call_namespace", "make_client", "rsa_dir", "sandbox"]
+__all__ = ["in_call_namespace", "make_client", "rsa_dir", "sandbox", "world"]

@@ -9,85 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
-import pytest_asyncio
-from telethon import TelegramClient
 
-from tests.sandbox.conftest import ClientFactory, login
+from tests.sandbox.conftest import ClientFactory
 from tests.telegram.calls.audio import analyse, wait_for_frames
+from tests.telegram.calls.world import PEER_PHONE, World, make_world, port
 from tgsip.sandbox import Sandbox
 from tgsip.sandbox.calls import CallState, DiscardReason
-from tgsip.sandbox.peer import CallPeer, tone
 from tgsip.telegram.calls.call import EndReason
-from tgsip.telegram.calls.media import TelegramMedia, protocol_info
-from tgsip.telegram.calls.ports import Recorder, ScriptedPort, ToneSource
-from tgsip.telegram.calls.service import CallHandle, CallRefused, CallService
+from tgsip.telegram.calls.media import protocol_info
+from tgsip.telegram.calls.ports import Recorder, ScriptedPort
+from tgsip.telegram.calls.service import CallHandle
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(120)]
 
 VERSIONS = protocol_info().library_versions
-GATEWAY_PHONE, PEER_PHONE = "+15550101", "+15550202"
 T = 15.0
-
-
-@dataclass
-class World:
-    sandbox: Sandbox
-    media: TelegramMedia
-    client: TelegramClient
-    gateway: CallService
-    peer: CallPeer
-    incoming: asyncio.Queue[CallHandle]
-
-
-async def make_world(
-    sandbox: Sandbox,
-    make_client: ClientFactory,
-    *,
-    versions: tuple[str, ...] | None = None,
-    peer_rate: int = 48000,
-    ring_timeout: float = 15.0,
-) -> World:
-    sandbox.create_user(GATEWAY_PHONE.lstrip("+"), "Gateway", username="gateway")
-    media = TelegramMedia()
-    client = await make_client()
-    await login(client, sandbox, GATEWAY_PHONE)
-    incoming: asyncio.Queue[CallHandle] = asyncio.Queue()
-
-    async def on_incoming(handle: CallHandle) -> None:
-        await incoming.put(handle)
-
-    gateway = CallService(
-        client, media, on_incoming=on_incoming, versions=versions, ring_timeout=ring_timeout
-    )
-    await gateway.start()
-    peer = CallPeer(
-        sandbox,
-        PEER_PHONE,
-        first_name="Bob",
-        username="bob",
-        source=tone(1000),
-        sample_rate=peer_rate,
-        media=media,
-    )
-    await peer.start()
-    return World(sandbox, media, client, gateway, peer, incoming)
-
-
-@pytest_asyncio.fixture
-async def world(sandbox: Sandbox, make_client: ClientFactory) -> AsyncIterator[World]:
-    w = await make_world(sandbox, make_client)
-    yield w
-    await w.gateway.stop()
-    await w.peer.stop()
-    await w.media.close()
-
-
-def port(rate: int, freq: int = 440) -> ScriptedPort:
-    return ScriptedPort(ToneSource(freq, rate), Recorder(rate))
 
 
 def assert_tone(recorder: Recorder, freq: int) -> None:
@@ -162,9 +100,7 @@ async def test_gateway_calls_user_audio_both_ways(
         assert rated.admin_rating == 5
         assert rated.participant_rating == 5
     finally:
-        await w.gateway.stop()
-        await w.peer.stop()
-        await w.media.close()
+        await w.close()
 
 
 async def test_user_calls_gateway_at_8k_and_hangs_up(world: World) -> None:
@@ -194,45 +130,6 @@ async def test_resolve_by_phone_and_id(world: World) -> None:
     end = await handle.wait_ended(T)
     assert end.reason is EndReason.HANGUP
     assert end.by_remote
-    with pytest.raises(CallRefused, match=r"^USERNAME_NOT_OCCUPIED"):
-        await world.gateway.call("@nobody_here", port(8000))
-    with pytest.raises(CallRefused, match="USER_NOT_FOUND"):
-        await world.gateway.call("+19999999999", port(8000))
-
-
-async def test_declined_call_is_busy(world: World) -> None:
-    world.peer.answer = "decline"
-    handle = await asyncio.wait_for(world.gateway.call("@bob", port(8000)), T)
-    end = await handle.wait_ended(T)
-    assert end.reason is EndReason.BUSY
-    assert end.by_remote
-    assert world.media.calls == {}
-
-
-async def test_unanswered_call_is_missed_after_ring_timeout(
-    sandbox: Sandbox, make_client: ClientFactory
-) -> None:
-    w = await make_world(sandbox, make_client, ring_timeout=1.0)
-    try:
-        w.peer.answer = "ignore"
-        handle = await asyncio.wait_for(w.gateway.call("@bob", port(8000)), T)
-        await asyncio.wait_for(handle.ringing.wait(), T)
-        theirs = await asyncio.wait_for(w.peer.incoming.get(), T)
-        end = await handle.wait_ended(T)
-        assert end.reason is EndReason.MISSED
-        assert end.error == "ring timeout"
-        peer_end = await theirs.wait_ended(T)
-        assert peer_end.reason is EndReason.MISSED
-        assert peer_end.by_remote
-        call_id = handle.call.call_id
-        assert call_id is not None
-        server = sandbox.call(call_id)
-        assert server is not None
-        assert server.reason is DiscardReason.MISSED
-    finally:
-        await w.gateway.stop()
-        await w.peer.stop()
-        await w.media.close()
 
 
 async def test_ten_calls_in_a_row_do_not_leak(world: World) -> None:

@@ -282,12 +282,7 @@ class MediaCall:
             data,
             ntgcalls.FrameData(int(time.time() * 1000), ntgcalls.VIDEO_ROTATION_0, 0, 0),
         )
-        fut.add_done_callback(_consume)
-
-
-def _consume(fut: asyncio.Future[Any]) -> None:
-    if not fut.cancelled():
-        fut.exception()
+        self.media._track(fut)
 
 
 class TelegramMedia:
@@ -303,6 +298,7 @@ class TelegramMedia:
         self.late_ticks = 0
         self.ticks = 0
         self._closed = False
+        self._pending: set[asyncio.Future[Any]] = set()
         self.native.on_signaling_data(self._native_signaling)
         self.native.on_connection_change(self._native_state)
         self.native.on_frames(self._native_frames)
@@ -356,12 +352,25 @@ class TelegramMedia:
         if calls:
             await asyncio.wait_for(asyncio.gather(*(c.done.wait() for c in calls)), timeout)
         self._stop_tick()
+        # ntgcalls resolves its futures from native threads through the loop: let the last
+        # ones finish while the loop still runs.
+        if self._pending:
+            await asyncio.wait(list(self._pending), timeout=timeout)
 
     async def __aenter__(self) -> TelegramMedia:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def _track(self, fut: asyncio.Future[Any]) -> None:
+        self._pending.add(fut)
+        fut.add_done_callback(self._settled)
+
+    def _settled(self, fut: asyncio.Future[Any]) -> None:
+        self._pending.discard(fut)
+        if not fut.cancelled():
+            fut.exception()  # a frame for a call ntgcalls already removed: nothing to do
 
     def _forget(self, call: MediaCall) -> None:
         if self._calls.get(call.peer_id) is call:

@@ -460,6 +460,9 @@ class CallService:
         except Exception as exc:
             self._placing.remove(handle)
             handle._run(call.fail("requestCall refused", self.now()))
+            if handle.media is not None:
+                with contextlib.suppress(Exception):
+                    await handle.media.wait_closed()
             handle._close()
             raise _translate(exc) from exc
         self._placing.remove(handle)
