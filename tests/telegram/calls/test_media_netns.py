@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -168,3 +170,67 @@ async def test_calls_in_a_row_do_not_leak_threads() -> None:
             await leg_b.call.wait_closed()
         assert len(os.listdir("/proc/self/task")) <= threads
         assert len(os.listdir("/proc/self/fd")) <= fds + 4
+
+
+@pytest.mark.parametrize("rate", [8000, 48000])
+async def test_cpu_per_leg(rate: int) -> None:
+    """Three calls at once (six legs, one process, one ntgcalls instance per side): every leg
+    gets its tone, and the process CPU per leg stays well under a core. Prints the figures
+    (``make test-calls PYTEST_ARGS="-s -k cpu"``)."""
+    async with TelegramMedia() as a, TelegramMedia() as b:
+        pairs = []
+        connect_times = []
+        for i in range(3):
+            leg_a = Leg(ScriptedPort(ToneSource(400 + 100 * i, rate), Recorder(rate)))
+            leg_b = Leg(ScriptedPort(ToneSource(1500 + 100 * i, rate), Recorder(rate)))
+            uid_a, uid_b = 2000 + i, 3000 + i
+            calls: dict[str, MediaCall] = {}
+
+            def make_sender(side: str, calls: dict[str, MediaCall] = calls) -> Any:
+                async def send(data: bytes) -> None:
+                    calls[side].signal(data)
+
+                return send
+
+            calls["b"] = b.open(
+                uid_a, leg_b.port, on_state=leg_b.on_state, send_signaling=make_sender("a")
+            )
+            calls["a"] = a.open(
+                uid_b, leg_a.port, on_state=leg_a.on_state, send_signaling=make_sender("b")
+            )
+            leg_a.call, leg_b.call = calls["a"], calls["b"]
+            caller = dh.CallerExchange(PARAMS, os.urandom(256))
+            callee = dh.CalleeExchange(PARAMS, os.urandom(256), caller.g_a_hash)
+            key = caller.complete(callee.g_b)
+            callee.complete(caller.g_a, key.fingerprint)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            for leg, outgoing in ((leg_a, True), (leg_b, False)):
+                assert leg.call is not None
+                leg.call.connect(
+                    key.key,
+                    outgoing=outgoing,
+                    servers=(),
+                    versions=VERSIONS,
+                    p2p_allowed=True,
+                    custom_parameters=None,
+                )
+            await asyncio.wait_for(
+                asyncio.gather(leg_a.connected.wait(), leg_b.connected.wait()), timeout=15
+            )
+            connect_times.append(loop.time() - started)
+            pairs.append((leg_a, leg_b, 400 + 100 * i, 1500 + 100 * i))
+        await wait_for_frames(pairs[-1][1].port.recorder, 50, 5.0)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        await wait_for_frames(pairs[-1][1].port.recorder, 300, 10.0)
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        per_leg = cpu / wall / 6
+        print(
+            f"\n[{rate} Hz] connect {', '.join(f'{t * 1000:.0f} ms' for t in connect_times)};"
+            f" CPU {cpu:.2f} s in {wall:.2f} s for 6 legs = {per_leg * 100:.1f} % of a core per"
+            f" leg; ticks late {a.late_ticks}+{b.late_ticks}"
+        )
+        for leg_a, leg_b, fa, fb in pairs:
+            check_tone(leg_b.port, fa, rate)
+            check_tone(leg_a.port, fb, rate)
+        assert per_leg < 0.5

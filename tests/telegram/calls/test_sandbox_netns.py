@@ -12,14 +12,16 @@ import os
 
 import pytest
 
+from tests.media.helpers import paced
 from tests.sandbox.conftest import ClientFactory
 from tests.telegram.calls.audio import analyse, wait_for_frames
 from tests.telegram.calls.world import PEER_PHONE, World, make_world, port
+from tgsip.media import EngineConfig, LineConfig, MediaEngine
 from tgsip.sandbox import Sandbox
 from tgsip.sandbox.calls import CallState, DiscardReason
 from tgsip.telegram.calls.call import EndReason
 from tgsip.telegram.calls.media import protocol_info
-from tgsip.telegram.calls.ports import Recorder, ScriptedPort
+from tgsip.telegram.calls.ports import LinePort, Recorder, ScriptedPort, ToneSource
 from tgsip.telegram.calls.service import CallHandle
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(120)]
@@ -72,6 +74,11 @@ async def test_gateway_calls_user_audio_both_ways(
         theirs = await asyncio.wait_for(w.peer.incoming.get(), T)
         await asyncio.wait_for(theirs.connected.wait(), T)
         assert handle.answered.is_set()
+        assert handle.connect_seconds is not None
+        print(
+            f"\n[{'relay' if relay else 'p2p'} {version}] requestCall to media CONNECTED:"
+            f" {handle.connect_seconds * 1000:.0f} ms"
+        )
         assert handle.call.versions == (version,)
         assert handle.emojis == theirs.emojis
         await check_audio(gw_port, w.peer.recorder(theirs))
@@ -151,3 +158,35 @@ async def test_ten_calls_in_a_row_do_not_leak(world: World) -> None:
     now_threads, now_fds = counts()
     assert now_threads <= threads + 2, (threads, now_threads)
     assert now_fds <= fds + 4, (fds, now_fds)
+
+
+async def test_incoming_call_bridged_through_a_media_core_line(world: World) -> None:
+    """The gateway answers with a LinePort: the Telegram user's audio crosses ntgcalls and an
+    RTP line of the media core to a PCMA "phone" line, and the phone's audio goes back."""
+    engine = MediaEngine(EngineConfig(workers=1, port_min=45000, port_max=45999))
+    engine.attach()
+    try:
+        cfg = LineConfig(codec="PCMA", payload_type=8, stats_interval_ms=0, pcm_rate=8000)
+        gw_line = engine.open_line(cfg, pcm_endpoint=True)
+        phone = engine.open_line(cfg, pcm_endpoint=True)
+        gw_line.start(*phone.local_address)
+        phone.start(*gw_line.local_address)
+        handle = await asyncio.wait_for(world.peer.call("@gateway"), T)
+        incoming = await asyncio.wait_for(world.incoming.get(), T)
+        await incoming.accept(LinePort(gw_line))
+        await asyncio.wait_for(incoming.connected.wait(), T)
+        await asyncio.wait_for(handle.connected.wait(), T)
+        voice = ToneSource(600, 8000)
+        heard: list[bytes] = []
+        async for _ in paced(150):
+            phone.push_pcm(voice.next_frame())
+            heard.append(phone.pull_pcm())
+        freq, level = analyse(b"".join(heard[-50:]), 8000)
+        assert freq == pytest.approx(1000, abs=15)
+        assert level == pytest.approx(-12, abs=3)
+        assert_tone(world.peer.recorder(handle), 600)
+        incoming.hangup()
+        await incoming.wait_ended(T)
+        await handle.wait_ended(T)
+    finally:
+        engine.close()
