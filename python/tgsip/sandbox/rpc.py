@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from telethon.tl import functions, types  # type: ignore[import-untyped]
 
 from tgsip.sandbox import crypto
+from tgsip.sandbox.rpc_media import MediaApi
 from tgsip.sandbox.server import Connection, RpcError
 from tgsip.sandbox.world import SERVICE_USER_ID, Button, Message, User, WorldError
 
@@ -74,7 +75,7 @@ class _LoginToken:
 
 
 @dataclass
-class Api:
+class Api(MediaApi):
     """Method handlers bound to one Sandbox (its world, clock and live connections)."""
 
     sandbox: Sandbox

@@ -114,6 +114,8 @@ class Sandbox:
         await self.server.stop()
 
     def close(self) -> None:
+        if "media" in self.api.__dict__:
+            self.api.media.close()
         self.world.close()
 
     def now(self) -> int:
@@ -123,7 +125,8 @@ class Sandbox:
         self._shift += seconds
 
     async def _dispatch(self, conn: Connection, request: Any) -> Any:
-        return await self.api.dispatch(conn, request)
+        self.api.screen(conn, request)
+        return self.api.filter_result(conn, await self.api.dispatch(conn, request))
 
     # --- what a client needs -----------------------------------------------------------
 
