@@ -14,7 +14,8 @@ Mixed into :class:`tgsip.sandbox.rpc.Api`. Served methods (Telegram's error name
   otherwise); results are text messages with optional inline keyboards, posted by the user
   "via" the bot (``QUERY_ID_INVALID``, ``RESULT_ID_INVALID``).
 
-Account rules applied around every request (:meth:`MediaApi.screen`, :meth:`MediaApi.filter_result`):
+Account rules applied around every request (:meth:`MediaApi.screen`,
+:meth:`MediaApi.filter_result`):
 
 * banned numbers (:meth:`MediaApi.ban_phone`): ``auth.sendCode`` / ``auth.signIn`` answer
   ``PHONE_NUMBER_BANNED``;
