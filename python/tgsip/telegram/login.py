@@ -35,6 +35,7 @@ from telethon.tl import functions, types  # type: ignore[import-untyped]
 
 from tgsip.config.sessions import SessionRecord, SessionState, StorageKind
 from tgsip.telegram.storage import StorageError, StoredSession
+from tgsip.telegram.tgerrors import error_name
 
 if TYPE_CHECKING:
     from tgsip.telegram.manager import SessionManager
@@ -332,7 +333,7 @@ class LoginFlow:
                 retry_after=seconds,
             )
         if isinstance(exc, errors.RPCError):
-            name = str(exc.message)
+            name = error_name(exc)
             known = _ERRORS.get(name)
             if known is not None:
                 reason, text, can_retry = known

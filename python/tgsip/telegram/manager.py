@@ -49,6 +49,7 @@ from tgsip.storage.store import ConfigStore
 from tgsip.telegram.login import LoginFlow
 from tgsip.telegram.messages import IncomingMessage, SessionMessenger, attach_incoming
 from tgsip.telegram.storage import SessionStorages, StorageError, StoredSession
+from tgsip.telegram.tgerrors import error_name
 
 __all__ = [
     "CallTimeouts",
@@ -149,7 +150,7 @@ def _revocation(exc: BaseException) -> str | None:
     if isinstance(exc, errors.AuthKeyNotFound):
         return "AUTH_KEY_NOT_FOUND"
     if isinstance(exc, errors.RPCError):
-        name = str(exc.message)
+        name = error_name(exc)
         if name in _REVOKED_NAMES or isinstance(exc, errors.UnauthorizedError):
             return name
     return None
@@ -349,7 +350,7 @@ class SessionManager:
                 try:
                     await self._set_privacy(session_id, key, types.InputPrivacyValueDisallowAll())
                 except errors.RPCError as exc:
-                    if str(exc.message).startswith("FRESH_") or isinstance(exc, errors.FloodError):
+                    if error_name(exc).startswith("FRESH_") or isinstance(exc, errors.FloodError):
                         raise
                     # Some servers refuse "nobody" here: contacts only is the next best.
                     await self._set_privacy(session_id, key, types.InputPrivacyValueAllowContacts())
@@ -390,7 +391,7 @@ class SessionManager:
     async def _refused(
         self, session_id: int, setting: RecommendedSetting, exc: Any
     ) -> SettingResult:
-        name = str(exc.message)
+        name = error_name(exc)
         if isinstance(exc, errors.FloodError):
             seconds = int(getattr(exc, "seconds", 0) or 0)
             return SettingResult(
