@@ -421,6 +421,8 @@ class LoginFlow:
                     settings=types.CodeSettings(),
                 )
             )
+        except StorageError as exc:
+            return Failed(reason=LoginFailure.INTERNAL, message=str(exc), can_retry=False)
         except (errors.RPCError, OSError, ConnectionError, TimeoutError) as exc:
             return self._failed(exc)
         self._phone = phone
@@ -511,6 +513,9 @@ class LoginFlow:
                     message=f"This account is already connected (session {other.id}).",
                     can_retry=False,
                 )
+        # Telethon's own post-login step (what ``client.sign_in`` runs): marks the client
+        # authorized and loads the update state, so updates missed later can be caught up.
+        await asyncio.wait_for(self._client._on_login(user), self.manager.options.request_timeout)
         session.process_entities(auth)
         await session.flush()
         phone = "+" + user.phone if user.phone else rec.phone
