@@ -476,9 +476,11 @@ class SessionStorages:
 class StoredSession(MemorySession):  # type: ignore[misc]
     """A Telethon ``Session`` kept in a :class:`SessionBackend`, written behind.
 
-    Telethon calls the getters synchronously; ``save``, ``close`` and ``delete`` are awaited by
-    Telethon (it accepts coroutine session methods) and flush pending writes.
+    Telethon calls every method synchronously: ``save`` and ``close`` start a background flush
+    (:meth:`flush` awaits one), ``delete`` a background :meth:`forget`.
     """
+
+    _auth_key: Any
 
     def __init__(self, session_id: int, backend: SessionBackend, box: SecretBox) -> None:
         super().__init__()
