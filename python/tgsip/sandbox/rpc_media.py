@@ -280,7 +280,20 @@ class MediaApi:
     def filter_result(self, conn: Connection, result: Any) -> Any:
         """Applies phone-number privacy to the users in an answer."""
         viewer = self.user_of(conn)
-        if viewer is None or result is None:
+        if viewer is None:
+            return result
+        return self.filter_for(viewer, result)
+
+    def filter_push(self, user_id: int, update: Any) -> Any:
+        """Applies phone-number privacy to the users in an update pushed to ``user_id``."""
+        viewer = self.world.user_by_id(user_id)
+        if viewer is None:
+            return update
+        return self.filter_for(viewer, update)
+
+    def filter_for(self, viewer: User, result: Any) -> Any:
+        """Shows or hides each user's phone in ``result`` as ``viewer`` may see it."""
+        if result is None:
             return result
         for holder in (result, getattr(result, "full_user", None)):
             users = getattr(holder, "users", None)

@@ -312,6 +312,7 @@ class Sandbox:
         Also wakes Bot API long polls waiting on ``changed(user_id)``.
         """
         self._wake(user_id)
+        update = self.api.filter_push(user_id, update)
         for conn in list(self.server.connections):
             if conn is exclude or conn.session_id is None or conn.auth_key is None:
                 continue

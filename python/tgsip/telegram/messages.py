@@ -106,11 +106,13 @@ def _markup(buttons: Sequence[Sequence[InlineButton]] | None) -> Any:
     for row in buttons:
         out = []
         for b in row:
+            kind: Any
             if b.url is not None:
-                out.append(types.KeyboardButtonUrl(text=b.text, url=b.url))
+                kind = types.InlineButtonTypeUrl(url=b.url)
             else:
-                out.append(types.KeyboardButtonCallback(text=b.text, data=b.data or b""))
-        rows.append(types.KeyboardButtonRow(buttons=out))
+                kind = types.InlineButtonTypeCallback(data=b.data or b"")
+            out.append(types.KeyboardInlineButton(text=b.text, type=kind))
+        rows.append(types.KeyboardInlineButtonRow(buttons=out))
     return types.ReplyInlineMarkup(rows=rows)
 
 
