@@ -8,6 +8,7 @@ from telethon import functions
 
 from tgsip.config.sessions import SessionState
 from tgsip.sandbox import Sandbox
+from tgsip.telegram.manager import CallTimeouts
 from tgsip.telegram.login import (
     CodeSent,
     Connected,
@@ -34,6 +35,10 @@ async def test_connect_by_code(sandbox: Sandbox, make_gateway) -> None:
     assert stored is not None
     assert stored.state is SessionState.ACTIVE
     assert gw.kinds(rec.id) == ["connected"]
+    # The call timeouts published in help.getConfig (telegram_calls.md section 1.4).
+    assert gw.manager.call_timeouts(rec.id) == CallTimeouts(
+        receive_ms=20000, ring_ms=90000, connect_ms=30000, packet_ms=10000
+    )
     # The device is named "tgsip gateway" in the account's device list.
     client = gw.manager.client(rec.id)
     auths = await asyncio.wait_for(client(functions.account.GetAuthorizationsRequest()), TIMEOUT)

@@ -15,7 +15,7 @@ from tgsip.telegram.login import CodeSent, Connected
 from tgsip.telegram.manager import RecommendedSetting
 from tgsip.telegram.messages import IncomingMessage
 
-from .conftest import TIMEOUT, connect_session, stop_gateway
+from .conftest import TIMEOUT, connect_session, start_sandbox, stop_gateway
 
 
 async def _phone_client(sandbox: Sandbox, phone: str) -> TelegramClient:
@@ -132,6 +132,29 @@ async def test_revoked_session_is_reported(sandbox: Sandbox, make_gateway) -> No
     await gw.manager.stop()
     await gw.manager.start()
     assert not gw.manager.is_online(rec.id)
+
+
+async def test_key_unknown_to_the_server_is_reported(
+    sandbox: Sandbox, make_gateway, tmp_path, rsa_dir
+) -> None:
+    """Telegram lost the authorization altogether (transport error -404 on a new world)."""
+    sandbox.create_user("15551035", "Alice")
+    gw = await make_gateway()
+    rec = (await connect_session(gw, sandbox, "+15551035")).session
+    host, port = sandbox.advertised_address
+    await sandbox.stop()
+    await gw.wait_for(lambda: "lost" in gw.kinds(rec.id))
+    other = await start_sandbox(tmp_path / "another-world", rsa_dir, port)
+    try:
+        await gw.wait_for(lambda: "revoked" in gw.kinds(rec.id))
+        assert gw.events[-1].detail == "AUTH_KEY_NOT_FOUND"
+        stored = await gw.store.get_session(rec.id)
+        assert stored is not None
+        assert stored.state is SessionState.REVOKED
+    finally:
+        await other.stop()
+        other.close()
+        await sandbox.start(host, port)  # the fixture stops it again
 
 
 async def test_recommended_settings(sandbox: Sandbox, make_gateway) -> None:

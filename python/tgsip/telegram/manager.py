@@ -37,7 +37,7 @@ import platform
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -165,7 +165,6 @@ class _Live:
     stopping: bool = False
     task: asyncio.Task[None] | None = None
     timeouts: CallTimeouts | None = None
-    created: float = field(default_factory=time.time)
 
 
 class SessionManager:
@@ -208,7 +207,7 @@ class SessionManager:
                     rec, "No stored Telegram authorization; connect the session again."
                 )
                 continue
-            self._spawn(rec, self.new_client(session), session, online=False)
+            self._spawn(rec, self.new_client(session), session)
 
     async def stop(self) -> None:
         """Disconnect every session (their update state is saved) and abandon login flows."""
@@ -262,7 +261,7 @@ class SessionManager:
         old = self._live.pop(record.id, None)
         if old is not None:
             await self._shutdown(old)
-        self._spawn(record, client, session, online=True)
+        self._spawn(record, client, session)
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -475,12 +474,12 @@ class SessionManager:
 
     # --- supervision -------------------------------------------------------------------------
 
-    def _spawn(self, rec: SessionRecord, client: Any, session: StoredSession, online: bool) -> None:
+    def _spawn(self, rec: SessionRecord, client: Any, session: StoredSession) -> None:
         live = _Live(record=rec, client=client, session=session)
         attach_incoming(client, rec.id, self._deliver)
         self._live[rec.id] = live
         live.task = asyncio.get_running_loop().create_task(
-            self._supervise(live, adopted=online), name=f"tg-session-{rec.id}"
+            self._supervise(live), name=f"tg-session-{rec.id}"
         )
 
     async def _shutdown(self, live: _Live) -> None:
@@ -497,7 +496,7 @@ class SessionManager:
         with contextlib.suppress(StorageError):
             await live.session.flush()
 
-    async def _supervise(self, live: _Live, adopted: bool) -> None:
+    async def _supervise(self, live: _Live) -> None:
         opts = self.options
         delay = opts.reconnect_initial
         was_online = False
@@ -522,8 +521,7 @@ class SessionManager:
                         await asyncio.wait_for(live.client.catch_up(), opts.request_timeout)
                 live.online = True
                 kind = "reconnected" if was_online else "connected"
-                if not (adopted and not was_online):
-                    log.info("session %d %s", sid, kind)
+                log.info("session %d %s", sid, kind)
                 self._emit(SessionEvent(session_id=sid, kind=kind))
                 was_online = True
                 lost = False
