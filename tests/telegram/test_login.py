@@ -8,7 +8,6 @@ from telethon import functions
 
 from tgsip.config.sessions import SessionState
 from tgsip.sandbox import Sandbox
-from tgsip.telegram.manager import CallTimeouts
 from tgsip.telegram.login import (
     CodeSent,
     Connected,
@@ -17,6 +16,7 @@ from tgsip.telegram.login import (
     LoginFlow,
     RecoveryStarted,
 )
+from tgsip.telegram.manager import CallTimeouts
 
 from .conftest import TIMEOUT, Gateway, connect_session
 
