@@ -14,6 +14,7 @@ from tgsip.sandbox import DEFAULT_API_HASH, DEFAULT_API_ID, Sandbox, point_clien
 from tgsip.telegram.login import CodeSent, Connected
 from tgsip.telegram.manager import RecommendedSetting
 from tgsip.telegram.messages import IncomingMessage
+from tgsip.telegram.storage import EMBEDDED_FILE, SqliteSessionBackend
 
 from .conftest import TIMEOUT, connect_session, start_sandbox, stop_gateway
 
@@ -65,10 +66,19 @@ async def test_restart_restores_without_login(sandbox: Sandbox, make_gateway, tm
     gw = await make_gateway(data_dir=data)
     rec = (await connect_session(gw, sandbox, "+15551011")).session
     codes = len(sandbox.world.codes_sent_since("15551011", 0))
+    heard_before: list[IncomingMessage] = []
+    gw.manager.add_message_listener(heard_before.append)
     await caller.send_message(alice, "before restart")
-    await gw.wait_for(lambda: gw.manager.stored_session(rec.id) is not None)
+    await gw.wait_for(lambda: len(heard_before) == 1)
     await stop_gateway(gw)
     assert not gw.manager.is_online(rec.id)
+    # The caller, seen only in a pushed update, was stored with everything Telegram showed.
+    backend = SqliteSessionBackend(data / EMBEDDED_FILE)
+    await backend.open()
+    snap = await backend.load(rec.id)
+    await backend.close()
+    assert snap is not None
+    assert (caller.id, caller.user.access_hash, "carl", None, "Carl") in snap.entities
     await caller.send_message(alice, "while the gateway was down")
 
     again = await make_gateway(data_dir=data)
