@@ -59,6 +59,7 @@ __all__ = [
     "SessionOffline",
     "SettingResult",
     "TelegramOptions",
+    "revocation_reason",
 ]
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class _Revoked(Exception):
         self.detail = detail
 
 
-def _revocation(exc: BaseException) -> str | None:
+def revocation_reason(exc: BaseException) -> str | None:
     """The reason when ``exc`` means the authorization is dead, else None."""
     if isinstance(exc, errors.AuthKeyNotFound):
         return "AUTH_KEY_NOT_FOUND"
@@ -533,7 +534,7 @@ class SessionManager:
                 await self._revoke(live, exc.detail)
                 return
             except Exception as exc:
-                reason = _revocation(exc)
+                reason = revocation_reason(exc)
                 if reason is not None:
                     await self._revoke(live, reason)
                     return
@@ -556,7 +557,7 @@ class SessionManager:
                 live.client(functions.updates.GetStateRequest()), self.options.request_timeout
             )
         except errors.RPCError as exc:
-            reason = _revocation(exc)
+            reason = revocation_reason(exc)
             if reason is not None:
                 raise _Revoked(reason) from exc
             raise
