@@ -151,9 +151,6 @@ class Gateway:
         return [e.kind for e in self.events if e.session_id == session_id]
 
 
-GatewayFactory = Callable[..., "asyncio.Future[Gateway]"]
-
-
 def options_for(sandbox: Sandbox, **overrides: float) -> TelegramOptions:
     host, port = sandbox.advertised_address
     return TelegramOptions(

@@ -270,6 +270,8 @@ class LoginFlow:
                 self._done = True
                 self._stop_timer()
                 await self._discard()
+            else:
+                self._touch()  # inactivity counts from the answer, not the question
             return step
 
     def _touch(self) -> None:
