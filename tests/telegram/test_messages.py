@@ -166,5 +166,8 @@ async def test_recording_file_sent_to_chat(sandbox: Sandbox, make_gateway, tmp_p
         assert got.document is not None
         assert got.document.size == len(body)
         assert got.file.name == "call-2026-11-27.ogg"
+        # The recipient's client downloads exactly what was recorded.
+        downloaded = await asyncio.wait_for(watcher.download_media(got, file=bytes), TIMEOUT)
+        assert downloaded == body
     finally:
         await asyncio.wait_for(watcher.disconnect(), TIMEOUT)

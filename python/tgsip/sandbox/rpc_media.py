@@ -5,6 +5,7 @@ Mixed into :class:`tgsip.sandbox.rpc.Api`. Served methods (Telegram's error name
 * ``upload.saveFilePart`` / ``upload.saveBigFilePart``: parts of at most 512 KiB (a multiple of
   1 KiB except the last), ``FILE_PART_INVALID``, ``FILE_PART_SIZE_INVALID``,
   ``FILE_PART_EMPTY``, ``FILE_PARTS_INVALID``; parts live in memory until used by
+* ``upload.getFile`` serves a stored document back (``inputDocumentFileLocation``);
 * ``messages.sendMedia`` with ``inputMediaUploadedDocument``: the parts are joined (count and,
   for small files, the MD5 checked: ``FILE_PARTS_INVALID``, ``MD5_CHECKSUM_INVALID``) into a
   document kept in ``<data_dir>/media.sqlite3``; both sides get the message (the caption as its
@@ -381,6 +382,26 @@ class MediaApi:
         if md5 and hashlib.md5(data).hexdigest() != md5.lower():
             raise RpcError(400, "MD5_CHECKSUM_INVALID")
         return data
+
+    def on_upload_GetFileRequest(self, conn: Connection, req: Any) -> Any:
+        """Download a stored document by ``inputDocumentFileLocation`` (offset/limit rules of
+        https://core.telegram.org/api/files: multiples of 1 KiB, at most 1 MiB per request)."""
+        self.me(conn)
+        location = req.location
+        if not isinstance(location, types.InputDocumentFileLocation):
+            raise RpcError(400, "LOCATION_INVALID")
+        doc = self.media.document(location.id)
+        if doc is None or doc.access_hash != location.access_hash:
+            raise RpcError(400, "FILE_REFERENCE_INVALID")
+        if req.limit <= 0 or req.limit > 1024 * 1024 or req.limit % 1024:
+            raise RpcError(400, "LIMIT_INVALID")
+        if req.offset < 0 or req.offset % 1024:
+            raise RpcError(400, "OFFSET_INVALID")
+        return types.upload.File(
+            type=types.storage.FileUnknown(),
+            mtime=doc.date,
+            bytes=doc.data[req.offset : req.offset + req.limit],
+        )
 
     # --- media messages ------------------------------------------------------------------------
 
