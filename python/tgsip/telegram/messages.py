@@ -70,14 +70,18 @@ class InlineButton(msgspec.Struct, frozen=True):
 Deliver = Callable[[IncomingMessage], None]
 
 
-def attach_incoming(client: Any, session_id: int, deliver: Deliver) -> Any:
+def attach_incoming(client: Any, session_id: int, deliver: Deliver, timeout: float = 20.0) -> Any:
     """Call ``deliver`` for every incoming private message of ``client``; returns the handler."""
 
     async def on_message(event: Any) -> None:
         if not event.is_private:
             return
         msg = event.message
-        sender = await event.get_sender()
+        try:
+            sender = await asyncio.wait_for(event.get_sender(), timeout)
+        except (TimeoutError, OSError, ValueError) as exc:
+            log.warning("session %d: sender of message %d unknown: %s", session_id, msg.id, exc)
+            return
         if sender is None:
             return
         phone = getattr(sender, "phone", None)
