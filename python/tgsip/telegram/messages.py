@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mimetypes
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -227,11 +228,17 @@ class SessionMessenger:
         peer: int | str,
         path: Path,
         caption: str = "",
-        mime_type: str = "audio/ogg",
+        mime_type: str | None = None,
         title: str = "",
     ) -> int:
         """Upload ``path`` (parts of 512 KiB; ``saveBigFilePart`` above 10 MiB) and send it as a
-        document with ``caption``; returns the message id (``product.md`` §12 recordings)."""
+        document with ``caption``; returns the message id (``product.md`` §12 recordings).
+
+        ``mime_type`` defaults to the one the file name suggests (``audio/x-wav`` for a WAV
+        recording); audio files carry an audio attribute titled ``title`` (default: the stem).
+        """
+        if mime_type is None:
+            mime_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         chat = await self.input_peer(peer)
         uploaded = await asyncio.wait_for(
             self.client.upload_file(str(path), part_size_kb=512), self.timeout * 4
