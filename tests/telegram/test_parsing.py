@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from telethon import errors
 
 from tgsip.telegram.login import digits_only, normalize_phone
-from tgsip.telegram.manager import revocation_reason
+from tgsip.telegram.manager import reconnect_delays, revocation_reason
 from tgsip.telegram.tgerrors import error_name
 
 
@@ -70,3 +70,17 @@ def test_error_names() -> None:
         "FRESH_SOMETHING_FORBIDDEN"
     )
     assert error_name(TimeoutError()) == "TimeoutError"
+
+
+@given(
+    st.floats(min_value=0.01, max_value=10),
+    st.floats(min_value=0.01, max_value=120),
+    st.floats(min_value=0, max_value=0.999),
+)
+def test_reconnect_delays_are_bounded(initial: float, maximum: float, jitter: float) -> None:
+    delays = reconnect_delays(initial, maximum, rng=lambda: jitter)
+    got = [next(delays) for _ in range(40)]
+    assert all(0 < d <= maximum * 1.25 for d in got)
+    assert got[0] <= initial * 1.25
+    assert got[-1] == pytest.approx(maximum * (0.75 + jitter / 2))
+    assert got == sorted(got)

@@ -36,7 +36,7 @@ import math
 import platform
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,7 @@ __all__ = [
     "SessionOffline",
     "SettingResult",
     "TelegramOptions",
+    "reconnect_delays",
     "revocation_reason",
 ]
 
@@ -155,6 +156,17 @@ def revocation_reason(exc: BaseException) -> str | None:
         if name in _REVOKED_NAMES or isinstance(exc, errors.UnauthorizedError):
             return name
     return None
+
+
+def reconnect_delays(
+    initial: float, maximum: float, rng: Callable[[], float] = random.random
+) -> Iterator[float]:
+    """Pauses between reconnection attempts: ``initial`` doubling up to ``maximum``, each
+    jittered by +-25 % so that many sessions do not reconnect in step."""
+    delay = min(initial, maximum)
+    while True:
+        yield delay * (0.75 + rng() / 2)
+        delay = min(delay * 2, maximum)
 
 
 @dataclass
@@ -499,7 +511,7 @@ class SessionManager:
 
     async def _supervise(self, live: _Live) -> None:
         opts = self.options
-        delay = opts.reconnect_initial
+        delays = reconnect_delays(opts.reconnect_initial, opts.reconnect_max)
         was_online = False
         lost = False
         sid = live.record.id
@@ -526,7 +538,7 @@ class SessionManager:
                 self._emit(SessionEvent(session_id=sid, kind=kind))
                 was_online = True
                 lost = False
-                delay = opts.reconnect_initial
+                delays = reconnect_delays(opts.reconnect_initial, opts.reconnect_max)
                 await self._watch(live)
             except asyncio.CancelledError:
                 raise
@@ -547,8 +559,7 @@ class SessionManager:
                     self._emit(SessionEvent(session_id=sid, kind="lost", detail=type(exc).__name__))
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(live.client.disconnect(), opts.request_timeout)
-                await asyncio.sleep(delay * (0.75 + random.random() / 2))
-                delay = min(delay * 2, opts.reconnect_max)
+                await asyncio.sleep(next(delays))
 
     async def _check(self, live: _Live) -> None:
         """``updates.getState``: proves the authorization is alive."""
