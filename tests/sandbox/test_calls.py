@@ -667,9 +667,18 @@ async def test_second_device_and_disabled_calls(
 
     # An authorization with call requests disabled does not ring.
     await bob(functions.account.ChangeAuthorizationSettingsRequest(0, call_requests_disabled=True))
-    await request(alice, bob)
+    waiting, _ = await request(alice, bob)
     assert isinstance(await second.next(), types.PhoneCallRequested)
     await bob.assert_quiet()
+
+    # The server ends the call (scripted network loss): both sides hear of it.
+    ended = sandbox.end_call(waiting.id)
+    assert ended.reason is DiscardReason.DISCONNECT
+    for who in (alice, second):
+        lost = await who.next()
+        assert isinstance(lost, types.PhoneCallDiscarded)
+        assert isinstance(lost.reason, types.PhoneCallDiscardReasonDisconnect)
+    assert sandbox.end_call(waiting.id) == ended
 
 
 async def test_restart_keeps_call_history(tmp_path: Path, rsa_dir: Path) -> None:

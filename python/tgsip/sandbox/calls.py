@@ -490,6 +490,12 @@ class CallStore:
             raise CallError("CALL_ALREADY_DECLINED")
         return self._end(call, reason, user_id, now, f"claimed_duration={claimed_duration}")
 
+    def end(self, call: Call, reason: DiscardReason, now: int) -> Call:
+        """End a call from the server side (no party hung up); a no-op when already over."""
+        if call.state is CallState.DISCARDED:
+            return call
+        return self._end(call, reason, None, now, "server")
+
     def _end(
         self, call: Call, reason: DiscardReason, by: int | None, now: int, detail: str
     ) -> Call:

@@ -25,7 +25,7 @@ from typing import Any
 
 from tgsip.sandbox import crypto
 from tgsip.sandbox.botapi import BotApiServer
-from tgsip.sandbox.calls import Call, CallEvent, CallState, TurnServer
+from tgsip.sandbox.calls import Call, CallEvent, CallState, DiscardReason, TurnServer
 from tgsip.sandbox.reflector import Reflector
 from tgsip.sandbox.rpc import DC_ID, Api
 from tgsip.sandbox.server import Connection, MTProtoServer, RpcError
@@ -376,6 +376,14 @@ class Sandbox:
     def call(self, call_id: int) -> Call | None:
         """The call's current server-side state."""
         return self.world.calls.get(call_id)
+
+    def end_call(self, call_id: int, reason: DiscardReason = DiscardReason.DISCONNECT) -> Call:
+        """End a call as the server (e.g. a network loss): both parties get
+        phoneCallDiscarded with ``reason``. Raises WorldError CALL_PEER_INVALID if unknown."""
+        call = self.world.calls.get(call_id)
+        if call is None:
+            raise WorldError("CALL_PEER_INVALID")
+        return self.api.end_call(call, reason)
 
     def call_history(self, call_id: int) -> list[CallEvent]:
         """What happened to the call, oldest first (requested, received, accepted, confirmed,
