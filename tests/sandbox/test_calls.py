@@ -22,6 +22,18 @@ from tgsip.sandbox.calls import DH_PRIME, CallState, DiscardReason
 from .conftest import TIMEOUT, ClientFactory, login
 
 ERROR_NAMES = {cls: name for name, cls in rpc_errors_dict.items()}
+# Telegram's prime as printed in the spec (telegram_calls.md §2).
+SPEC_PRIME = int(
+    "C71CAEB9C6B1C9048E6C522F70F13F73980D40238E3E21C14934D037563D930F"
+    "48198A0AA7C14058229493D22530F4DBFA336F6E0AC925139543AED44CCE7C37"
+    "20FD51F69458705AC68CD4FE6B6B13ABDC9746512969328454F18FAF8C595F64"
+    "2477FE96BB2A941D5BCD1D4AC8CC49880708FA9B378E3C4F3A9060BEE67CF9A4"
+    "A4A695811051907E162753B56B0F6B410DBA74D8A84B2A14B3144E0EF1284754"
+    "FD17ED950D5965B4B9DD46582DB1178D169C6BC465B0D6FF9CA3928FEF5B9AE4"
+    "E418FC15E83EBEA0F87FA9FF5EED70050DED2849F47BF959D956850CE929851F"
+    "0D8115F635B105EE2E4E15D04B2454BF6F4FADF034B10403119CD8E3B92FCC5B",
+    16,
+)
 NTGCALLS_VERSIONS = ["8.0.0", "9.0.0", "12.0.0", "13.0.0"]
 MARKER = "--marker--"
 
@@ -34,6 +46,24 @@ def proto(versions: list[str] | None = None, p2p: bool = True, relay: bool = Tru
         udp_p2p=p2p,
         udp_reflector=relay,
     )
+
+
+def probable_prime(n: int, rounds: int = 4) -> bool:
+    """Miller-Rabin with random bases."""
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d, r = d // 2, r + 1
+    for _ in range(rounds):
+        x = pow(2 + secrets.randbelow(n - 3), d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = pow(x, 2, n)
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
 
 
 def fingerprint(key: bytes) -> int:
@@ -174,8 +204,10 @@ async def test_dh_config(sandbox: Sandbox, make_client: ClientFactory) -> None:
     assert isinstance(config, types.messages.DhConfig)
     assert config.g == 3
     p = int.from_bytes(config.p, "big")
-    assert p == DH_PRIME
+    assert p == SPEC_PRIME
     assert 1 << 2047 < p < 1 << 2048
+    assert probable_prime(p)
+    assert probable_prime((p - 1) // 2)  # a safe prime
     assert p % 3 == 2  # g = 3 generates the subgroup of order (p-1)/2 (spec §2)
     assert len(config.random) == 256
     again = await alice(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -34,6 +35,8 @@ from tgsip.sandbox.world import Button, CallbackQuery, Email, Message, User, Wor
 DEFAULT_API_ID = 1
 DEFAULT_API_HASH = "0123456789abcdef0123456789abcdef"
 CALL_TICK_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -139,9 +142,13 @@ class Sandbox:
         self.turn = TurnServer(host, port, username, password)
 
     async def _expire_calls_forever(self) -> None:
+        """End timed-out calls once a second (real time; ``advance`` also expires at once)."""
         while True:
             await asyncio.sleep(CALL_TICK_SECONDS)
-            self.api.expire_calls()
+            try:
+                self.api.expire_calls()
+            except Exception:  # keep ticking: one bad call must not stop the timeouts
+                log.exception("expiring calls failed")
 
     async def start_bot_api(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Serve the Bot API over HTTP; returns the bound port (base URL http://host:port)."""
