@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
+import json
 import os
 import secrets
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -768,3 +771,99 @@ async def test_restart_keeps_call_history(tmp_path: Path, rsa_dir: Path) -> None
         assert second.calls_of(bob.id) == calls
     finally:
         second.close()
+
+
+class NtgcallsPeer:
+    """The JSON-lines child process of ntgcalls_dh_peer.py."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def ask(self, **cmd: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        await self.proc.stdin.drain()
+        line = await asyncio.wait_for(self.proc.stdout.readline(), TIMEOUT)
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+
+async def test_key_exchange_with_ntgcalls(sandbox: Sandbox, make_client: ClientFactory) -> None:
+    """Both sides' DH done by real ntgcalls (in a child process) through the sandbox."""
+    if importlib.util.find_spec("ntgcalls") is None:
+        pytest.skip("ntgcalls is not installed (pip install ntgcalls==3.0.5)")
+    alice = await side(sandbox, make_client, "15556901", "Alice")
+    bob = await side(sandbox, make_client, "15556902", "Bob")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("ntgcalls_dh_peer.py")),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    ntg = NtgcallsPeer(proc)
+    try:
+        offered = await ntg.ask(op="protocol")
+        protocol = types.PhoneCallProtocol(
+            min_layer=offered["min_layer"],
+            max_layer=offered["max_layer"],
+            library_versions=offered["versions"],
+            udp_p2p=True,
+            udp_reflector=True,
+        )
+
+        async def init(who: Side, other: Side, g_a_hash: bytes | None) -> bytes:
+            config = await who(functions.messages.GetDhConfigRequest(0, 256))
+            answer = await ntg.ask(
+                op="init",
+                who=who.user.user.first_name,
+                peer=other.user.id,
+                g=config.g,
+                p=config.p.hex(),
+                random=config.random.hex(),
+                g_a_hash=g_a_hash.hex() if g_a_hash else None,
+            )
+            assert "error" not in answer, answer
+            return bytes.fromhex(answer["value"])
+
+        g_a_hash = await init(alice, bob, None)
+        waiting = (
+            await alice(
+                functions.phone.RequestCallRequest(
+                    user_id=bob.input_user, g_a_hash=g_a_hash, protocol=protocol, random_id=9
+                )
+            )
+        ).phone_call
+        requested = await bob.next()
+        assert requested.g_a_hash == g_a_hash
+        await bob(functions.phone.ReceivedCallRequest(peer(requested)))
+        g_b = await init(bob, alice, requested.g_a_hash)
+        await bob(functions.phone.AcceptCallRequest(peer(requested), g_b, protocol))
+        while not isinstance(accepted := await alice.next(), types.PhoneCallAccepted):
+            assert isinstance(accepted, types.PhoneCallWaiting)
+        confirm = await ntg.ask(
+            op="exchange", who="Alice", g_a_or_b=accepted.g_b.hex(), fingerprint=0
+        )
+        assert "error" not in confirm, confirm
+        g_a = bytes.fromhex(confirm["g_a_or_b"])
+        result = await alice(
+            functions.phone.ConfirmCallRequest(peer(waiting), g_a, confirm["fingerprint"], protocol)
+        )
+        assert result.phone_call.key_fingerprint == confirm["fingerprint"]
+        call = await bob.next()
+        assert isinstance(call, types.PhoneCall)
+        # ntgcalls on the callee side checks SHA256(g_a) against g_a_hash and the fingerprint.
+        checked = await ntg.ask(
+            op="exchange", who="Bob", g_a_or_b=call.g_a_or_b.hex(), fingerprint=call.key_fingerprint
+        )
+        assert "error" not in checked, checked
+        assert checked["fingerprint"] == call.key_fingerprint
+        assert call.protocol.library_versions == offered["versions"]
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), TIMEOUT)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
