@@ -265,10 +265,14 @@ async def test_full_call(sandbox: Sandbox, make_client: ClientFactory) -> None:
     # The intersection of both lists, in the caller's order.
     assert accepted.protocol.library_versions == ["9.0.0", "13.0.0"]
 
+    with pytest.raises(TimeoutError):
+        await sandbox.wait_call(waiting.id, {CallState.ACTIVE}, timeout=0.05)
+    active = asyncio.create_task(sandbox.wait_call(waiting.id, {CallState.ACTIVE}))
     key = alice.key(accepted.g_b)
     confirmed = await alice(
         functions.phone.ConfirmCallRequest(peer(waiting), g_a, fingerprint(key), proto())
     )
+    assert (await asyncio.wait_for(active, TIMEOUT)).key_fingerprint == fingerprint(key)
     mine = confirmed.phone_call
     assert isinstance(mine, types.PhoneCall)
     assert mine.g_a_or_b == g_b
