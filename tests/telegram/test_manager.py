@@ -45,8 +45,12 @@ async def test_two_sessions_two_administrators(sandbox: Sandbox, make_gateway) -
     gw = await make_gateway()
     heard: list[IncomingMessage] = []
     gw.manager.add_message_listener(heard.append)
+    clients: list[tuple[int, object]] = []
+    gw.manager.add_client_listener(lambda sid, client: clients.append((sid, client)))
     sa = (await connect_session(gw, sandbox, "+15551001", admin_id=100)).session
     sb = (await connect_session(gw, sandbox, "+15551002", admin_id=200)).session
+    assert gw.manager.online_sessions() == [sa.id, sb.id]
+    assert clients == [(sa.id, gw.manager.client(sa.id)), (sb.id, gw.manager.client(sb.id))]
     assert [r.id for r in await gw.store.list_sessions(admin_id=100)] == [sa.id]
     assert [r.id for r in await gw.store.list_sessions(admin_id=200)] == [sb.id]
     assert gw.manager.is_online(sa.id)

@@ -196,6 +196,7 @@ class SessionManager:
         self._flows: set[LoginFlow] = set()
         self._listeners: list[Callable[[SessionEvent], None]] = []
         self._message_listeners: list[Callable[[IncomingMessage], None]] = []
+        self._client_listeners: list[Callable[[int, Any], None]] = []
         self._started = False
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -303,6 +304,16 @@ class SessionManager:
 
     def add_listener(self, cb: Callable[[SessionEvent], None]) -> None:
         self._listeners.append(cb)
+
+    def add_client_listener(self, cb: Callable[[int, Any], None]) -> None:
+        """``cb(session_id, client)`` runs for every Telethon client the manager takes over (a
+        restored one before it connects, a freshly logged-in one already connected), so the call
+        logic can add its update handlers; that client then lives through reconnections."""
+        self._client_listeners.append(cb)
+
+    def online_sessions(self) -> list[int]:
+        """Ids of the sessions online now."""
+        return sorted(sid for sid, live in self._live.items() if live.online)
 
     def add_message_listener(self, cb: Callable[[IncomingMessage], None]) -> None:
         """``cb`` hears every incoming private message of every session."""
@@ -489,8 +500,13 @@ class SessionManager:
 
     def _spawn(self, rec: SessionRecord, client: Any, session: StoredSession) -> None:
         live = _Live(record=rec, client=client, session=session)
-        attach_incoming(client, rec.id, self._deliver)
+        attach_incoming(client, rec.id, self._deliver, self.options.request_timeout)
         self._live[rec.id] = live
+        for cb in list(self._client_listeners):
+            try:
+                cb(rec.id, client)
+            except Exception:
+                log.exception("client listener failed")
         live.task = asyncio.get_running_loop().create_task(
             self._supervise(live), name=f"tg-session-{rec.id}"
         )
