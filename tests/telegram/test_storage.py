@@ -107,6 +107,7 @@ async def test_stored_session_round_trip(tmp_path: Path) -> None:
     session.set_update_state(0, state)
     await session.flush()
     assert not session.has_pending()
+    assert (tmp_path / EMBEDDED_FILE).stat().st_mode & 0o777 == 0o600
     again = await storages.load(5, StorageKind.EMBEDDED)
     assert again is not None
     assert (again.dc_id, again.server_address, again.port) == (2, "127.0.0.1", 4444)

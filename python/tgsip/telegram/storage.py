@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,10 +176,13 @@ class SqliteSessionBackend(SessionBackend):
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                # Sealed keys only, but nobody else needs to read them: owner-only from birth.
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             db = sqlite3.connect(str(self.path), isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SQLITE_SCHEMA)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the session store {self.path}: {exc}") from exc
         self._db = db
 
