@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
+import json
 import os
 import secrets
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,18 @@ from tgsip.sandbox.calls import DH_PRIME, CallState, DiscardReason
 from .conftest import TIMEOUT, ClientFactory, login
 
 ERROR_NAMES = {cls: name for name, cls in rpc_errors_dict.items()}
+# Telegram's prime as printed in the spec (telegram_calls.md §2).
+SPEC_PRIME = int(
+    "C71CAEB9C6B1C9048E6C522F70F13F73980D40238E3E21C14934D037563D930F"
+    "48198A0AA7C14058229493D22530F4DBFA336F6E0AC925139543AED44CCE7C37"
+    "20FD51F69458705AC68CD4FE6B6B13ABDC9746512969328454F18FAF8C595F64"
+    "2477FE96BB2A941D5BCD1D4AC8CC49880708FA9B378E3C4F3A9060BEE67CF9A4"
+    "A4A695811051907E162753B56B0F6B410DBA74D8A84B2A14B3144E0EF1284754"
+    "FD17ED950D5965B4B9DD46582DB1178D169C6BC465B0D6FF9CA3928FEF5B9AE4"
+    "E418FC15E83EBEA0F87FA9FF5EED70050DED2849F47BF959D956850CE929851F"
+    "0D8115F635B105EE2E4E15D04B2454BF6F4FADF034B10403119CD8E3B92FCC5B",
+    16,
+)
 NTGCALLS_VERSIONS = ["8.0.0", "9.0.0", "12.0.0", "13.0.0"]
 MARKER = "--marker--"
 
@@ -34,6 +49,24 @@ def proto(versions: list[str] | None = None, p2p: bool = True, relay: bool = Tru
         udp_p2p=p2p,
         udp_reflector=relay,
     )
+
+
+def probable_prime(n: int, rounds: int = 4) -> bool:
+    """Miller-Rabin with random bases."""
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d, r = d // 2, r + 1
+    for _ in range(rounds):
+        x = pow(2 + secrets.randbelow(n - 3), d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = pow(x, 2, n)
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
 
 
 def fingerprint(key: bytes) -> int:
@@ -174,8 +207,10 @@ async def test_dh_config(sandbox: Sandbox, make_client: ClientFactory) -> None:
     assert isinstance(config, types.messages.DhConfig)
     assert config.g == 3
     p = int.from_bytes(config.p, "big")
-    assert p == DH_PRIME
+    assert p == SPEC_PRIME
     assert 1 << 2047 < p < 1 << 2048
+    assert probable_prime(p)
+    assert probable_prime((p - 1) // 2)  # a safe prime
     assert p % 3 == 2  # g = 3 generates the subgroup of order (p-1)/2 (spec §2)
     assert len(config.random) == 256
     again = await alice(
@@ -230,10 +265,14 @@ async def test_full_call(sandbox: Sandbox, make_client: ClientFactory) -> None:
     # The intersection of both lists, in the caller's order.
     assert accepted.protocol.library_versions == ["9.0.0", "13.0.0"]
 
+    with pytest.raises(TimeoutError):
+        await sandbox.wait_call(waiting.id, {CallState.ACTIVE}, timeout=0.05)
+    active = asyncio.create_task(sandbox.wait_call(waiting.id, {CallState.ACTIVE}))
     key = alice.key(accepted.g_b)
     confirmed = await alice(
         functions.phone.ConfirmCallRequest(peer(waiting), g_a, fingerprint(key), proto())
     )
+    assert (await asyncio.wait_for(active, TIMEOUT)).key_fingerprint == fingerprint(key)
     mine = confirmed.phone_call
     assert isinstance(mine, types.PhoneCall)
     assert mine.g_a_or_b == g_b
@@ -667,9 +706,18 @@ async def test_second_device_and_disabled_calls(
 
     # An authorization with call requests disabled does not ring.
     await bob(functions.account.ChangeAuthorizationSettingsRequest(0, call_requests_disabled=True))
-    await request(alice, bob)
+    waiting, _ = await request(alice, bob)
     assert isinstance(await second.next(), types.PhoneCallRequested)
     await bob.assert_quiet()
+
+    # The server ends the call (scripted network loss): both sides hear of it.
+    ended = sandbox.end_call(waiting.id)
+    assert ended.reason is DiscardReason.DISCONNECT
+    for who in (alice, second):
+        lost = await who.next()
+        assert isinstance(lost, types.PhoneCallDiscarded)
+        assert isinstance(lost.reason, types.PhoneCallDiscardReasonDisconnect)
+    assert sandbox.end_call(waiting.id) == ended
 
 
 async def test_restart_keeps_call_history(tmp_path: Path, rsa_dir: Path) -> None:
@@ -727,3 +775,99 @@ async def test_restart_keeps_call_history(tmp_path: Path, rsa_dir: Path) -> None
         assert second.calls_of(bob.id) == calls
     finally:
         second.close()
+
+
+class NtgcallsPeer:
+    """The JSON-lines child process of ntgcalls_dh_peer.py."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def ask(self, **cmd: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        await self.proc.stdin.drain()
+        line = await asyncio.wait_for(self.proc.stdout.readline(), TIMEOUT)
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+
+async def test_key_exchange_with_ntgcalls(sandbox: Sandbox, make_client: ClientFactory) -> None:
+    """Both sides' DH done by real ntgcalls (in a child process) through the sandbox."""
+    if importlib.util.find_spec("ntgcalls") is None:
+        pytest.skip("ntgcalls is not installed (pip install ntgcalls==3.0.5)")
+    alice = await side(sandbox, make_client, "15556901", "Alice")
+    bob = await side(sandbox, make_client, "15556902", "Bob")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("ntgcalls_dh_peer.py")),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    ntg = NtgcallsPeer(proc)
+    try:
+        offered = await ntg.ask(op="protocol")
+        protocol = types.PhoneCallProtocol(
+            min_layer=offered["min_layer"],
+            max_layer=offered["max_layer"],
+            library_versions=offered["versions"],
+            udp_p2p=True,
+            udp_reflector=True,
+        )
+
+        async def init(who: Side, other: Side, g_a_hash: bytes | None) -> bytes:
+            config = await who(functions.messages.GetDhConfigRequest(0, 256))
+            answer = await ntg.ask(
+                op="init",
+                who=who.user.user.first_name,
+                peer=other.user.id,
+                g=config.g,
+                p=config.p.hex(),
+                random=config.random.hex(),
+                g_a_hash=g_a_hash.hex() if g_a_hash else None,
+            )
+            assert "error" not in answer, answer
+            return bytes.fromhex(answer["value"])
+
+        g_a_hash = await init(alice, bob, None)
+        waiting = (
+            await alice(
+                functions.phone.RequestCallRequest(
+                    user_id=bob.input_user, g_a_hash=g_a_hash, protocol=protocol, random_id=9
+                )
+            )
+        ).phone_call
+        requested = await bob.next()
+        assert requested.g_a_hash == g_a_hash
+        await bob(functions.phone.ReceivedCallRequest(peer(requested)))
+        g_b = await init(bob, alice, requested.g_a_hash)
+        await bob(functions.phone.AcceptCallRequest(peer(requested), g_b, protocol))
+        while not isinstance(accepted := await alice.next(), types.PhoneCallAccepted):
+            assert isinstance(accepted, types.PhoneCallWaiting)
+        confirm = await ntg.ask(
+            op="exchange", who="Alice", g_a_or_b=accepted.g_b.hex(), fingerprint=0
+        )
+        assert "error" not in confirm, confirm
+        g_a = bytes.fromhex(confirm["g_a_or_b"])
+        result = await alice(
+            functions.phone.ConfirmCallRequest(peer(waiting), g_a, confirm["fingerprint"], protocol)
+        )
+        assert result.phone_call.key_fingerprint == confirm["fingerprint"]
+        call = await bob.next()
+        assert isinstance(call, types.PhoneCall)
+        # ntgcalls on the callee side checks SHA256(g_a) against g_a_hash and the fingerprint.
+        checked = await ntg.ask(
+            op="exchange", who="Bob", g_a_or_b=call.g_a_or_b.hex(), fingerprint=call.key_fingerprint
+        )
+        assert "error" not in checked, checked
+        assert checked["fingerprint"] == call.key_fingerprint
+        assert call.protocol.library_versions == offered["versions"]
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), TIMEOUT)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import json
 import os
+import shutil
 import socket
 import struct
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +21,7 @@ from tgsip.sandbox import Sandbox
 from tgsip.sandbox.reflector import ReflectorCore
 
 WAIT = 5.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def hello(peer_tag: bytes, own: bytes) -> bytes:
@@ -130,3 +136,39 @@ def test_fuzz_never_raises(packet: bytes, known: bool) -> None:
         assert sent == packet  # forwarded or echoed unchanged
         assert target in (("127.0.0.1", 1), ("127.0.0.1", 2))
     assert core.route_count <= 2
+
+
+async def test_ntgcalls_peers_connect_through_the_reflector() -> None:
+    """Two real ntgcalls peers, relay-only, media through this reflector (child process)."""
+    if importlib.util.find_spec("ntgcalls") is None:
+        pytest.skip("ntgcalls is not installed (pip install ntgcalls==3.0.5)")
+    if os.geteuid() != 0:
+        pytest.skip("needs root for a private network namespace (unshare -n)")
+    missing = [tool for tool in ("unshare", "ip", "sysctl") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"missing tools: {', '.join(missing)} (apt: util-linux iproute2 procps)")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    proc = await asyncio.create_subprocess_exec(
+        "unshare",
+        "-n",
+        sys.executable,
+        str(Path(__file__).with_name("reflector_ntgcalls_child.py")),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    assert result["connected"], result
+    stats = result["stats"]
+    assert stats["hellos"] >= 2  # both peers' relay ports said hello
+    assert stats["routes_learned"] >= 2
+    assert stats["forwarded"] >= 50  # media went through the reflector
+    assert 430 <= result["freq"] <= 450  # B heard A's 440 Hz tone
+    assert result["rms"] > 4000  # sent at amplitude 8000 (RMS 5657)

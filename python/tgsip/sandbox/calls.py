@@ -22,19 +22,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-# The 2048-bit safe prime Telegram returns from messages.getDhConfig (spec §2), with g = 3.
-DH_PRIME = int(
-    "C71CAEB9C6B1C9048E6C522F70F13F73980D40238E3E21C14934D037563D930F"
-    "48198A0AA7C14058229493D22530F4DBFA336F6E0AC925139543AED44CCE7C37"
-    "20FD51F69458705AC68CD4FE6B6B13ABDC9746512969328454F18FAF8C595F64"
-    "2477FE96BB2A941D5BCD1D4AC8CC49880708FA9B378E3C4F3A9060BEE67CF9A4"
-    "A4A695811051907E162753B56B0F6B410DBA74D8A84B2A14B3144E0EF1284754"
-    "FD17ED950D5965B4B9DD46582DB1178D169C6BC465B0D6FF9CA3928FEF5B9AE4"
-    "E418FC15E83EBEA0F87FA9FF5EED70050DED2849F47BF959D956850CE929851F"
-    "0D8115F635B105EE2E4E15D04B2454BF6F4FADF034B10403119CD8E3B92FCC5B",
-    16,
-)
-DH_G = 3
+from tgsip.sandbox import crypto
+
+# Telegram's 2048-bit safe prime and g = 3 (spec §2), the same ones the SRP code uses.
+DH_PRIME = crypto.DH_PRIME
+DH_G = crypto.DH_G
 DH_VERSION = 3
 
 # Timeouts published in help.getConfig (milliseconds) and enforced here (ring, connect).
@@ -489,6 +481,12 @@ class CallStore:
         if call.state is CallState.DISCARDED:
             raise CallError("CALL_ALREADY_DECLINED")
         return self._end(call, reason, user_id, now, f"claimed_duration={claimed_duration}")
+
+    def end(self, call: Call, reason: DiscardReason, now: int) -> Call:
+        """End a call from the server side (no party hung up); a no-op when already over."""
+        if call.state is CallState.DISCARDED:
+            return call
+        return self._end(call, reason, None, now, "server")
 
     def _end(
         self, call: Call, reason: DiscardReason, by: int | None, now: int, detail: str

@@ -302,6 +302,15 @@ class CallsApi:
             self._changed(call)
         return ended
 
+    def end_call(self, call: Call, reason: DiscardReason) -> Call:
+        """End ``call`` from the server side and tell both parties."""
+        ended = self.calls.end(call, reason, self.sandbox.now())
+        if ended is not call:
+            self.push_call(ended, ended.admin_id)
+            self.push_call(ended, ended.participant_id)
+            self._changed(ended)
+        return ended
+
     def _phone_call(self, call: Call, viewer: User) -> Any:
         return types.phone.PhoneCall(
             phone_call=self.tl_call(call, viewer.id),

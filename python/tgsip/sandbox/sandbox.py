@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -25,7 +26,7 @@ from typing import Any
 
 from tgsip.sandbox import crypto
 from tgsip.sandbox.botapi import BotApiServer
-from tgsip.sandbox.calls import Call, CallEvent, CallState, TurnServer
+from tgsip.sandbox.calls import Call, CallEvent, CallState, DiscardReason, TurnServer
 from tgsip.sandbox.reflector import Reflector
 from tgsip.sandbox.rpc import DC_ID, Api
 from tgsip.sandbox.server import Connection, MTProtoServer, RpcError
@@ -34,6 +35,8 @@ from tgsip.sandbox.world import Button, CallbackQuery, Email, Message, User, Wor
 DEFAULT_API_ID = 1
 DEFAULT_API_HASH = "0123456789abcdef0123456789abcdef"
 CALL_TICK_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -139,9 +142,13 @@ class Sandbox:
         self.turn = TurnServer(host, port, username, password)
 
     async def _expire_calls_forever(self) -> None:
+        """End timed-out calls once a second (real time; ``advance`` also expires at once)."""
         while True:
             await asyncio.sleep(CALL_TICK_SECONDS)
-            self.api.expire_calls()
+            try:
+                self.api.expire_calls()
+            except Exception:  # keep ticking: one bad call must not stop the timeouts
+                log.exception("expiring calls failed")
 
     async def start_bot_api(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Serve the Bot API over HTTP; returns the bound port (base URL http://host:port)."""
@@ -163,6 +170,8 @@ class Sandbox:
             self.reflector = None
 
     def close(self) -> None:
+        if "media" in self.api.__dict__:
+            self.api.media.close()
         self.world.close()
 
     def now(self) -> int:
@@ -174,7 +183,8 @@ class Sandbox:
         self.api.expire_calls()
 
     async def _dispatch(self, conn: Connection, request: Any) -> Any:
-        return await self.api.dispatch(conn, request)
+        self.api.screen(conn, request)
+        return self.api.filter_result(conn, await self.api.dispatch(conn, request))
 
     # --- what a client needs -----------------------------------------------------------
 
@@ -360,6 +370,7 @@ class Sandbox:
         Also wakes Bot API long polls waiting on ``changed(user_id)``.
         """
         self._wake(user_id)
+        update = self.api.filter_push(user_id, update)
         for conn in list(self.server.connections):
             if conn is exclude or conn.session_id is None or conn.auth_key is None:
                 continue
@@ -376,6 +387,14 @@ class Sandbox:
     def call(self, call_id: int) -> Call | None:
         """The call's current server-side state."""
         return self.world.calls.get(call_id)
+
+    def end_call(self, call_id: int, reason: DiscardReason = DiscardReason.DISCONNECT) -> Call:
+        """End a call as the server (e.g. a network loss): both parties get
+        phoneCallDiscarded with ``reason``. Raises WorldError CALL_PEER_INVALID if unknown."""
+        call = self.world.calls.get(call_id)
+        if call is None:
+            raise WorldError("CALL_PEER_INVALID")
+        return self.api.end_call(call, reason)
 
     def call_history(self, call_id: int) -> list[CallEvent]:
         """What happened to the call, oldest first (requested, received, accepted, confirmed,
