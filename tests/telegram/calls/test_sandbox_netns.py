@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import wave
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,7 @@ from tests.telegram.calls.world import PEER_PHONE, World, make_world, port
 from tgsip.media import EngineConfig, LineConfig, MediaEngine
 from tgsip.sandbox import Sandbox
 from tgsip.sandbox.calls import CallState, DiscardReason
+from tgsip.sandbox.peer import CallPeer, tone, wav
 from tgsip.telegram.calls.call import EndReason
 from tgsip.telegram.calls.media import protocol_info
 from tgsip.telegram.calls.ports import LinePort, Recorder, ScriptedPort, ToneSource
@@ -190,3 +193,97 @@ async def test_incoming_call_bridged_through_a_media_core_line(world: World) -> 
         await handle.wait_ended(T)
     finally:
         engine.close()
+
+
+async def test_three_calls_at_once(world: World) -> None:
+    """The gateway calls three scripted users at once on one ntgcalls instance; each pair hears
+    its own tones, and everything is gone after the hang-ups."""
+    extra = [
+        CallPeer(
+            world.sandbox,
+            f"+1555030{i}",
+            first_name=f"User{i}",
+            username=f"user{i}",
+            source=tone(1300 + 300 * i),
+            sample_rate=16000,
+            media=world.media,
+        )
+        for i in range(2)
+    ]
+    for p in extra:
+        await p.start()
+    try:
+        peers = [(world.peer, 1000), (extra[0], 1300), (extra[1], 1600)]
+        names = ["@bob", "@user0", "@user1"]
+        gw_ports = [port(8000, 400 + 100 * i) for i in range(3)]
+        handles = await asyncio.gather(
+            *(
+                asyncio.wait_for(world.gateway.call(name, gp), T)
+                for name, gp in zip(names, gw_ports, strict=True)
+            )
+        )
+        theirs = [await asyncio.wait_for(p.incoming.get(), T) for p, _ in peers]
+        for h in [*handles, *theirs]:
+            await asyncio.wait_for(h.connected.wait(), T)
+        assert len(world.media.calls) == 6
+        await wait_for_frames(gw_ports[-1].recorder, 40, 5)
+        for gp in gw_ports:
+            gp.recorder.clear()
+        for (p, _), t in zip(peers, theirs, strict=True):
+            p.recorder(t).clear()
+        await wait_for_frames(gw_ports[-1].recorder, 60, 5)
+        for i, ((p, freq), t, gp) in enumerate(zip(peers, theirs, gw_ports, strict=True)):
+            assert_tone(p.recorder(t), 400 + 100 * i)
+            assert_tone(gp.recorder, freq)
+        for h in handles:
+            h.hangup()
+        for h in [*handles, *theirs]:
+            await h.wait_ended(T)
+        assert world.media.calls == {}
+        assert world.gateway.active == []
+    finally:
+        for p in extra:
+            await p.stop()
+
+
+async def test_scripted_user_plays_a_wav_file(
+    sandbox: Sandbox, make_client: ClientFactory, tmp_path: Path
+) -> None:
+    """A CallPeer plays a WAV file (four 250 ms tones in a loop); the gateway hears the tones
+    in the file's order."""
+    pattern = (500, 800, 1200, 1700)
+    pcm = b"".join(
+        b"".join(src.next_frame() for _ in range(25))
+        for src in (ToneSource(f, 16000) for f in pattern)
+    )
+    path = tmp_path / "pattern.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(pcm)
+    world = await make_world(sandbox, make_client, peer_rate=16000, peer_source=wav(path))
+    try:
+        gw_port = port(16000)
+        handle = await asyncio.wait_for(world.gateway.call("@bob", gw_port), T)
+        theirs = await asyncio.wait_for(world.peer.incoming.get(), T)
+        await asyncio.wait_for(handle.connected.wait(), T)
+        await asyncio.wait_for(theirs.connected.wait(), T)
+        await wait_for_frames(gw_port.recorder, 30, 5)
+        gw_port.recorder.clear()
+        await wait_for_frames(gw_port.recorder, 200, 5)
+        heard = gw_port.recorder.pcm()
+        window = 16000 * 2 // 20  # 50 ms
+        seq: list[int] = []
+        for i in range(0, len(heard) - window + 1, window):
+            freq, level = analyse(heard[i : i + window], 16000)
+            if level < -30:
+                continue
+            nearest = min(pattern, key=lambda f: abs(f - freq))
+            if abs(nearest - freq) <= 40 and (not seq or seq[-1] != nearest):
+                seq.append(nearest)
+        assert len(seq) >= 6, seq
+        start = pattern.index(seq[0])
+        assert seq == [pattern[(start + k) % 4] for k in range(len(seq))], seq
+    finally:
+        await world.close()

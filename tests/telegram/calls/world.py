@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest_asyncio
@@ -13,7 +13,7 @@ from tests.sandbox.conftest import ClientFactory, login
 from tgsip.sandbox import Sandbox
 from tgsip.sandbox.peer import CallPeer, tone
 from tgsip.telegram.calls.media import TelegramMedia
-from tgsip.telegram.calls.ports import Recorder, ScriptedPort, ToneSource
+from tgsip.telegram.calls.ports import FrameSource, Recorder, ScriptedPort, ToneSource
 from tgsip.telegram.calls.service import CallHandle, CallService
 
 GATEWAY_PHONE, PEER_PHONE = "+15550101", "+15550202"
@@ -40,6 +40,7 @@ async def make_world(
     *,
     versions: tuple[str, ...] | None = None,
     peer_rate: int = 48000,
+    peer_source: Callable[[int], FrameSource] | None = None,
     ring_timeout: float = 15.0,
 ) -> World:
     sandbox.create_user(GATEWAY_PHONE.lstrip("+"), "Gateway", username="gateway")
@@ -60,7 +61,7 @@ async def make_world(
         PEER_PHONE,
         first_name="Bob",
         username="bob",
-        source=tone(1000),
+        source=peer_source or tone(1000),
         sample_rate=peer_rate,
         media=media,
     )

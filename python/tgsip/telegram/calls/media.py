@@ -2,7 +2,9 @@
 
 This is the only module of tgsip that imports ``ntgcalls``. One :class:`TelegramMedia` owns
 one ``NTgCalls`` instance and drives every call of the process; each call is a
-:class:`MediaCall` keyed by the peer's Telegram user id (ntgcalls' call id).
+:class:`MediaCall` with its own key as the ntgcalls call id (ntgcalls' P2P API calls it the
+user id, but only uses it to tell calls apart, so two session accounts of the process can each
+be in a call with the same Telegram user).
 
 Contracts:
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -97,12 +100,14 @@ class MediaCall:
     def __init__(
         self,
         media: TelegramMedia,
+        key: int,
         peer_id: int,
         port: PcmPort,
         on_state: StateCallback,
         send_signaling: SignalSender,
     ) -> None:
         self.media = media
+        self.key = key
         self.peer_id = peer_id
         self.port = port
         self.state: MediaState | None = None
@@ -124,8 +129,8 @@ class MediaCall:
         self._closed = False
         self.done = asyncio.Event()
         self._pumps = [
-            asyncio.create_task(self._command_pump(), name=f"tg-media-cmd-{peer_id}"),
-            asyncio.create_task(self._outbound_pump(), name=f"tg-media-out-{peer_id}"),
+            asyncio.create_task(self._command_pump(), name=f"tg-media-cmd-{key}"),
+            asyncio.create_task(self._outbound_pump(), name=f"tg-media-out-{key}"),
         ]
 
     # -- commands (queued, run in order) ---------------------------------------------------
@@ -171,11 +176,11 @@ class MediaCall:
         nt = self.media.native
         try:
             try:
-                await nt.create_p2p_call(self.peer_id)
+                await nt.create_p2p_call(self.key)
                 self._live = True
                 audio = _audio(self.port.sample_rate)
-                await nt.set_stream_sources(self.peer_id, ntgcalls.StreamMode.CAPTURE, audio)
-                await nt.set_stream_sources(self.peer_id, ntgcalls.StreamMode.PLAYBACK, audio)
+                await nt.set_stream_sources(self.key, ntgcalls.StreamMode.CAPTURE, audio)
+                await nt.set_stream_sources(self.key, ntgcalls.StreamMode.PLAYBACK, audio)
             except Exception as exc:
                 self._fail(f"create: {exc!r}")
             while (item := await self._commands.get()) is not None:
@@ -187,7 +192,7 @@ class MediaCall:
                 try:
                     if op == "signal":
                         self.signals_in += 1
-                        await nt.send_signaling_data(self.peer_id, arg)
+                        await nt.send_signaling_data(self.key, arg)
                     elif op == "connect":
                         await self._connect(*arg)
                 except Exception as exc:
@@ -207,7 +212,7 @@ class MediaCall:
     ) -> None:
         nt = self.media.native
         self.versions = versions
-        await nt.skip_exchange(self.peer_id, key, outgoing)
+        await nt.skip_exchange(self.key, key, outgoing)
         log.info(
             "telegram media %s: connecting, versions %s, %d servers, p2p %s",
             self.peer_id,
@@ -216,7 +221,7 @@ class MediaCall:
             p2p_allowed,
         )
         await nt.connect_p2p(
-            self.peer_id,
+            self.key,
             [_rtc_server(s) for s in servers],
             list(versions),
             p2p_allowed,
@@ -229,7 +234,7 @@ class MediaCall:
         if self._live:
             self._live = False
             with contextlib.suppress(Exception):
-                await self.media.native.stop(self.peer_id)
+                await self.media.native.stop(self.key)
         self._outbound.put_nowait(None)
         self.media._forget(self)
         self.done.set()
@@ -277,7 +282,7 @@ class MediaCall:
             data = (data + bytes(self._frame_bytes))[: self._frame_bytes]
         self.frames_sent += 1
         fut = self.media.native.send_external_frame(
-            self.peer_id,
+            self.key,
             ntgcalls.StreamDevice.MICROPHONE,
             data,
             ntgcalls.FrameData(int(time.time() * 1000), ntgcalls.VIDEO_ROTATION_0, 0, 0),
@@ -292,7 +297,8 @@ class TelegramMedia:
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.native: Any = ntgcalls.NTgCalls()
-        self._calls: dict[int, MediaCall] = {}
+        self._calls: dict[int, MediaCall] = {}  # by ntgcalls call key
+        self._keys = itertools.count(1)
         self._tick_handle: asyncio.TimerHandle | None = None
         self._next_tick = 0.0
         self.late_ticks = 0
@@ -310,7 +316,8 @@ class TelegramMedia:
 
     @property
     def calls(self) -> dict[int, MediaCall]:
-        """Open calls by peer id."""
+        """Open calls by their ntgcalls key (not the peer: several session accounts of one
+        process may each be in a call with the same Telegram user)."""
         return dict(self._calls)
 
     def open(
@@ -325,17 +332,16 @@ class TelegramMedia:
 
         ``on_state`` gets every connection state (on the loop thread); ``send_signaling`` is
         awaited for each blob ntgcalls produces, in order (it should send
-        ``phone.sendSignalingData``). Raises :class:`MediaError` if a call to that peer is open
-        or the port's rate is not supported.
+        ``phone.sendSignalingData``). Raises :class:`MediaError` if the port's rate is not
+        supported or the media leg is closed.
         """
         if self._closed:
             raise MediaError("the media leg is closed")
         if port.sample_rate not in SAMPLE_RATES:
             raise MediaError(f"unsupported PCM rate {port.sample_rate}")
-        if peer_id in self._calls:
-            raise MediaError(f"a call with {peer_id} is already open")
-        call = MediaCall(self, peer_id, port, on_state, send_signaling)
-        self._calls[peer_id] = call
+        key = next(self._keys)
+        call = MediaCall(self, key, peer_id, port, on_state, send_signaling)
+        self._calls[key] = call
         self._start_tick()
         return call
 
@@ -373,8 +379,8 @@ class TelegramMedia:
             fut.exception()  # a frame for a call ntgcalls already removed: nothing to do
 
     def _forget(self, call: MediaCall) -> None:
-        if self._calls.get(call.peer_id) is call:
-            del self._calls[call.peer_id]
+        if self._calls.get(call.key) is call:
+            del self._calls[call.key]
         if not self._calls:
             self._stop_tick()
 
