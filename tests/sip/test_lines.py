@@ -57,9 +57,11 @@ def test_unknown_source_is_dropped_and_counted() -> None:
     t = table(ipip(1, "192.0.2.50"))
     t.set_addresses(1, ["192.0.2.50"])
     m = t.match(invite(), src("203.0.113.7"), 0.0)
-    assert m.dropped and m.failure == "unknown source"
+    assert m.dropped
+    assert m.failure == "unknown source"
     assert not t.known_source("203.0.113.7")
-    assert t.known_source("192.0.2.50") and t.is_trusted("192.0.2.50")
+    assert t.known_source("192.0.2.50")
+    assert t.is_trusted("192.0.2.50")
 
 
 def test_ip_ip_by_address_and_field_value() -> None:
@@ -99,9 +101,11 @@ def test_gateway_to_pbx_needs_registrar_source_and_contact_user() -> None:
     t.set_contact_user(5, "gabc")
     assert t.match(invite("gabc"), src("192.0.2.60"), 0).line_id == 5
     wrong_user = t.match(invite("100"), src("192.0.2.60"), 0)
-    assert wrong_user.status == 404 and not wrong_user.failure
+    assert wrong_user.status == 404
+    assert not wrong_user.failure
     ghost = t.match(invite("gabc"), src("203.0.113.7"), 0)
-    assert ghost.dropped and ghost.failure
+    assert ghost.dropped
+    assert ghost.failure
     # changing the domain forgets the resolved addresses until resolved again
     t.update_line(SipLine(**{**_fields(line), "domain": "other.example"}))  # type: ignore[arg-type]
     assert t.match(invite("gabc"), src("192.0.2.60"), 0).dropped
@@ -124,7 +128,8 @@ def test_pbx_to_gateway_invite_is_challenged_then_accepted() -> None:
     assert t.match(invite(), src("203.0.113.7"), 0).dropped
     inv = invite()
     m = t.match(inv, src("192.0.2.70"), 0)
-    assert m.status == 401 and not m.failure
+    assert m.status == 401
+    assert not m.failure
     auth = DigestClient("pbxlogin01", "pw-0123456789-0123456789").authorize(
         [v for _, v in m.headers], "INVITE", inv.uri
     )
@@ -132,7 +137,8 @@ def test_pbx_to_gateway_invite_is_challenged_then_accepted() -> None:
     assert t.match(good, src("192.0.2.70"), 0).line_id == 9
     bad = DigestClient("pbxlogin01", "nope").authorize([v for _, v in m.headers], "INVITE", inv.uri)
     m = t.match(invite("100", ("Authorization", bad)), src("192.0.2.70"), 0)
-    assert m.status == 403 and m.failure
+    assert m.status == 403
+    assert m.failure
     # OPTIONS keep-alive from the trusted PBX: no challenge
     assert t.match(invite(method="OPTIONS"), src("192.0.2.70"), 0).line_id == 9
     t.set_lines([])

@@ -93,7 +93,8 @@ def test_every_register_is_challenged_alike_sha256_first() -> None:
     a = reg.register(register(), PBX, 0.0)
     b = reg.register(register(user="nosuchuser"), PBX, 0.0)
     assert (a.status, b.status) == (401, 401)
-    assert not a.failure and not b.failure
+    assert not a.failure
+    assert not b.failure
     algs = [parse_challenge(v).algorithm for n, v in a.headers if n == "WWW-Authenticate"]
     assert algs == ["SHA-256", "MD5"]
 
@@ -103,7 +104,9 @@ def test_register_binds_and_reports_state(algorithm: str) -> None:
     reg = Registrar(SECRET, "tgsip", algorithms=(algorithm,))
     reg.set_line(line())
     res = Pbx(reg).send(100.0, expires=300)
-    assert res.status == 200 and res.line_id == 7 and res.changed == 7
+    assert res.status == 200
+    assert res.line_id == 7
+    assert res.changed == 7
     assert res.headers == (("Contact", "<sip:pbx@192.0.2.10:5080>;expires=300"),)
     b = reg.binding(7, 100.0)
     assert b is not None
@@ -118,9 +121,11 @@ def test_wrong_password_gets_403_and_a_failure() -> None:
     reg = Registrar(SECRET, "tgsip")
     reg.set_line(line())
     res = Pbx(reg, password="wrong").send(0.0)
-    assert res.status == 403 and res.failure.startswith("auth failed")
+    assert res.status == 403
+    assert res.failure.startswith("auth failed")
     res = Pbx(reg, user="nosuchuser").send(0.0)
-    assert res.status == 403 and res.failure
+    assert res.status == 403
+    assert res.failure
     assert reg.binding(7, 0.0) is None
 
 
@@ -130,7 +135,8 @@ def test_untrusted_source_is_refused_even_with_the_right_password() -> None:
     assert reg.serves("192.0.2.10")
     assert not reg.serves("198.51.100.1")
     res = Pbx(reg).send(0.0, source=Peer("UDP", "198.51.100.1", 5060))
-    assert res.status == 403 and res.failure == "untrusted source"
+    assert res.status == 403
+    assert res.failure == "untrusted source"
     assert Pbx(reg).send(0.0).status == 200
 
 
@@ -139,17 +145,21 @@ def test_min_expires_remove_star_and_cap() -> None:
     reg.set_line(line())
     pbx = Pbx(reg)
     res = pbx.send(0.0, expires=10)
-    assert res.status == 423 and ("Min-Expires", "60") in res.headers
+    assert res.status == 423
+    assert ("Min-Expires", "60") in res.headers
     res = pbx.send(0.0, expires=100_000)
-    assert res.status == 200 and res.headers[0][1].endswith("expires=600")
+    assert res.status == 200
+    assert res.headers[0][1].endswith("expires=600")
     pbx.send(0.0, contact="<sip:second@192.0.2.10:5080>;expires=120")
     assert len(reg.bindings(7, 0.0)) == 2
     res = pbx.send(1.0, contact="<sip:second@192.0.2.10:5080>", expires=0)
-    assert res.status == 200 and len(reg.bindings(7, 1.0)) == 1
+    assert res.status == 200
+    assert len(reg.bindings(7, 1.0)) == 1
     res = pbx.send(2.0, contact="*", expires=5)
     assert res.status == 400
     res = pbx.send(2.0, contact="*", expires=0)
-    assert res.status == 200 and reg.bindings(7, 2.0) == []
+    assert res.status == 200
+    assert reg.bindings(7, 2.0) == []
     assert res.changed == 7
 
 
@@ -162,11 +172,13 @@ def test_stale_nonce_is_rechallenged_and_replay_fails() -> None:
         [v for n, v in ch.headers if n == "WWW-Authenticate"], "REGISTER", "sip:gw.example"
     )
     late = reg.register(register(cseq=2, auth=auth), PBX, 100.0)
-    assert late.status == 401 and "stale=true" in late.headers[0][1]
+    assert late.status == 401
+    assert "stale=true" in late.headers[0][1]
     ok = reg.register(register(cseq=3, auth=auth), PBX, 1.0)
     assert ok.status == 200
     replay = reg.register(register(cseq=4, auth=auth), PBX, 2.0)
-    assert replay.status == 403 and "replay" in replay.failure
+    assert replay.status == 403
+    assert "replay" in replay.failure
 
 
 def test_password_change_drops_bindings_and_query_lists_them() -> None:
@@ -174,7 +186,8 @@ def test_password_change_drops_bindings_and_query_lists_them() -> None:
     reg.set_line(line())
     Pbx(reg).send(0.0)
     res = Pbx(reg).send(1.0, contact=None)  # query: no Contact
-    assert res.status == 200 and len(res.headers) == 1
+    assert res.status == 200
+    assert len(res.headers) == 1
     assert not reg.set_line(line(number_on_pbx="100"))  # other fields: bindings kept
     assert reg.is_registered(7, 2.0)
     assert reg.set_line(line(password="new-password-0123456789"))
@@ -200,7 +213,8 @@ def test_out_of_order_cseq_and_foreign_aor() -> None:
         [v for n, v in ch.headers if n == "WWW-Authenticate"], "REGISTER", "sip:gw.example"
     )
     res = reg.register(register(user="otherline1", call_id="x", cseq=2, auth=auth), PBX, 0.0)
-    assert res.status == 403 and res.failure == "foreign AOR"
+    assert res.status == 403
+    assert res.failure == "foreign AOR"
 
 
 def test_invite_authentication_from_bound_source() -> None:
@@ -214,7 +228,8 @@ def test_invite_authentication_from_bound_source() -> None:
     )
     assert isinstance(inv, Request)
     chk = reg.authenticate(inv, PBX, 1.0)
-    assert chk.status == 401 and chk.line_id is None
+    assert chk.status == 401
+    assert chk.line_id is None
     auth = DigestClient(LOGIN, PASSWORD).authorize(
         [v for _, v in chk.headers], "INVITE", "sip:123@gw.example"
     )

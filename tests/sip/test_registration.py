@@ -76,7 +76,7 @@ def test_split_hostport() -> None:
     assert split_hostport("[2001:db8::1]:5080", 5060) == ("2001:db8::1", 5080)
     assert split_hostport("2001:db8::1", 5061) == ("2001:db8::1", 5061)
     for bad in ("", ":5060", "h:0", "h:x", "[::1"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="bad address"):
             split_hostport(bad, 5060)
 
 
@@ -85,15 +85,19 @@ def test_registers_with_digest_and_refreshes_between_50_and_80_percent() -> None
     reg = Registration(gw_line(), expires=600, rng=random.Random(1), on_change=events.append)
     server = pbx_registrar()
     reg.start(0.0)
-    assert reg.deadline == 0.0 and reg.state is RegState.REGISTERING
+    assert reg.deadline == 0.0
+    assert reg.state is RegState.REGISTERING
     first = exchange(reg, server, 0.0)
-    assert first.status == 401 and reg.deadline == 0.0
+    assert first.status == 401
+    assert reg.deadline == 0.0
     ok = exchange(reg, server, 0.0)
     assert ok.status == 200
-    assert reg.state is RegState.REGISTERED and reg.expires_at == 600.0
+    assert reg.state is RegState.REGISTERED
+    assert reg.expires_at == 600.0
     assert 300.0 <= reg.deadline <= 480.0
     b = server.binding(99, 1.0)
-    assert b is not None and b.contact == f"sip:{reg.contact_user}@192.0.2.1:5060"
+    assert b is not None
+    assert b.contact == f"sip:{reg.contact_user}@192.0.2.1:5060"
     assert reg.target == ("pbx.example", 5070, "UDP")
     # refresh: challenged again, answered, still registered, no state event
     t = reg.deadline
@@ -112,7 +116,8 @@ def test_wrong_password_fails_with_backoff_growing_and_jittered() -> None:
     for _ in range(5):
         assert exchange(reg, server, now).status == 401
         assert exchange(reg, server, now).status == 403
-        assert reg.state is RegState.FAILED and "403" in reg.last_error
+        assert reg.state is RegState.FAILED
+        assert "403" in reg.last_error
         delays.append(reg.deadline - now)
         now = reg.deadline
     for i, d in enumerate(delays):
@@ -131,7 +136,8 @@ def test_second_challenge_is_not_answered_twice() -> None:
     assert req2.get("Authorization") is not None
     # the PBX challenges again (not stale): give up for now
     reg.on_response(reply(req2, 401, "Unauthorized", server.challenge_headers(0.0)), 0.0)
-    assert reg.state is RegState.FAILED and reg.deadline > 0.0
+    assert reg.state is RegState.FAILED
+    assert reg.deadline > 0.0
     # a stale challenge is answered
     reg2 = Registration(gw_line(), rng=random.Random(3))
     reg2.start(0.0)
@@ -139,7 +145,8 @@ def test_second_challenge_is_not_answered_twice() -> None:
     reg2.on_response(reply(r, 401, "Unauthorized", server.challenge_headers(0.0)), 0.0)
     r = wire(reg2.build(0.0, via_host="h", via_port=5060, contact="h:5060"))
     reg2.on_response(reply(r, 401, "Unauthorized", server.challenge_headers(0.0, stale=True)), 0)
-    assert reg2.deadline == 0.0 and reg2.state is RegState.REGISTERING
+    assert reg2.deadline == 0.0
+    assert reg2.state is RegState.REGISTERING
 
 
 def test_423_raises_expires_to_min_expires() -> None:
@@ -148,7 +155,8 @@ def test_423_raises_expires_to_min_expires() -> None:
     reg.start(0.0)
     assert exchange(reg, server, 0.0).status == 401
     assert exchange(reg, server, 0.0).status == 423
-    assert reg.expires == 60 and reg.deadline == 0.0
+    assert reg.expires == 60
+    assert reg.deadline == 0.0
     req = wire(reg.build(0.0, via_host="h", via_port=5060, contact="h:5060"))
     assert req.expires == 60
 
@@ -158,15 +166,19 @@ def test_503_retry_after_and_timeout_and_recovery() -> None:
     reg.start(0.0)
     req = wire(reg.build(0.0, via_host="h", via_port=5060, contact="h:5060"))
     reg.on_response(reply(req, 503, "Service Unavailable", (("Retry-After", "120"),)), 0.0)
-    assert reg.state is RegState.FAILED and reg.deadline == 120.0
+    assert reg.state is RegState.FAILED
+    assert reg.deadline == 120.0
     reg.build(120.0, via_host="h", via_port=5060, contact="h:5060")
     reg.on_error(120.0, "OSError: connection refused")
-    assert reg.last_error == "OSError: connection refused" and reg.deadline > 120.0
+    assert reg.last_error == "OSError: connection refused"
+    assert reg.deadline > 120.0
     server = pbx_registrar()
     now = reg.deadline
     exchange(reg, server, now)
     exchange(reg, server, now)
-    assert reg.state is RegState.REGISTERED and reg.failures == 0 and reg.last_error == ""
+    assert reg.state is RegState.REGISTERED
+    assert reg.failures == 0
+    assert reg.last_error == ""
 
 
 def test_stop_unregisters_with_expires_0_and_proxy_route() -> None:
@@ -178,19 +190,25 @@ def test_stop_unregisters_with_expires_0_and_proxy_route() -> None:
     assert reg.target == ("10.0.0.5", 5090, "TCP")
     assert first.uri == "sip:pbx.example:5070"
     assert first.get("Route") == "<sip:10.0.0.5:5090;lr;transport=tcp>"
-    assert first.contacts is not None and first.contacts[0].uri.param("transport") == "tcp"
+    assert first.contacts is not None
+    assert first.contacts[0].uri.param("transport") == "tcp"
     res = server.register(first, US, 0.0)
     reg.on_response(reply(first, res.status, res.reason, res.headers), 0.0)
     exchange(reg, server, 0.0)
-    assert reg.state is RegState.REGISTERED and server.is_registered(99, 1.0)
-    assert reg.stop(1.0) and reg.deadline == 1.0
+    assert reg.state is RegState.REGISTERED
+    assert server.is_registered(99, 1.0)
+    assert reg.stop(1.0)
+    assert reg.deadline == 1.0
     exchange(reg, server, 1.0)  # 401
     last = exchange(reg, server, 1.0)
-    assert last.status == 200 and reg.done and reg.state is RegState.UNREGISTERED
+    assert last.status == 200
+    assert reg.done
+    assert reg.state is RegState.UNREGISTERED
     assert not server.is_registered(99, 1.0)
     # stopping a registration that never registered needs no request
     idle = Registration(gw_line(), rng=random.Random(7))
-    assert not idle.stop(0.0) and idle.done
+    assert not idle.stop(0.0)
+    assert idle.done
 
 
 def test_contact_users_are_random_per_registration() -> None:

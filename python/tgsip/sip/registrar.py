@@ -32,8 +32,10 @@ from dataclasses import dataclass
 
 from tgsip.config.lines import LineKind, SipLine
 from tgsip.sip.auth import AuthResult, DigestServer, compute_ha1
+from tgsip.sip.headers import HeaderError, parse_auth
 from tgsip.sip.message import Request, SipParseError
 from tgsip.sip.transaction import Peer
+from tgsip.sip.uri import UriError, parse_uri
 
 __all__ = ["AuthCheck", "Binding", "RegisterResult", "Registrar"]
 
@@ -91,6 +93,30 @@ class RegisterResult:
     line_id: int | None = None
     failure: str = ""
     changed: int | None = None
+
+
+def _uri_matches(authorization: str, req: Request) -> bool:
+    """The digest-uri must name the Request-URI (RFC 3261 §22.4 item 5, RFC 7616 §3.4.6).
+
+    Accepted: the exact Request-URI, or a SIP URI with the same host and port and either no
+    user or the same user (SIPp 3.6 puts ``sip:host:port`` there for every request; measured).
+    The nonce-count check still stops replays of the same credentials.
+    """
+    try:
+        duri = parse_auth(authorization).get("uri")
+        if duri is None:
+            return False
+        if duri == req.uri:
+            return True
+        a, b = parse_uri(duri), req.request_uri
+    except (HeaderError, UriError, SipParseError):
+        return False
+    return (
+        a.scheme == b.scheme
+        and a.host_address == b.host_address
+        and a.port == b.port
+        and a.user in (None, b.user)
+    )
 
 
 class Registrar:
@@ -194,7 +220,9 @@ class Registrar:
         value = req.get("Authorization")
         if value is None:
             return AuthCheck(None, 401, "Unauthorized", self.challenge_headers(now))
-        verdict = self.digest.verify(value, req.method, now, self._ha1, uri=req.uri)
+        if not _uri_matches(value, req):
+            return AuthCheck(None, 403, "Forbidden", failure="auth failed: digest-uri mismatch")
+        verdict = self.digest.verify(value, req.method, now, self._ha1)
         if verdict.result is AuthResult.STALE:
             return AuthCheck(None, 401, "Unauthorized", self.challenge_headers(now, stale=True))
         if verdict.result is not AuthResult.OK or verdict.username is None:

@@ -77,17 +77,20 @@ def split_hostport(text: str, default_port: int) -> tuple[str, int]:
     Raises :class:`ValueError` for an empty host or a bad port.
     """
     text = text.strip()
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ValueError(f"bad address {text!r}")
-        host, rest = text[1:end], text[end + 1 :]
-        port = int(rest[1:]) if rest.startswith(":") else default_port
-    elif text.count(":") == 1:
-        host, _, p = text.partition(":")
-        port = int(p)
-    else:
-        host, port = text, default_port
+    try:
+        if text.startswith("["):
+            end = text.find("]")
+            if end < 0:
+                raise ValueError("no closing bracket")
+            host, rest = text[1:end], text[end + 1 :]
+            port = int(rest[1:]) if rest.startswith(":") else default_port
+        elif text.count(":") == 1:
+            host, _, p = text.partition(":")
+            port = int(p)
+        else:
+            host, port = text, default_port
+    except ValueError:
+        raise ValueError(f"bad address {text!r}") from None
     if not host or not 0 < port < 65536:
         raise ValueError(f"bad address {text!r}")
     return host, port

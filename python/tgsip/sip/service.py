@@ -120,7 +120,10 @@ class SipService:
 
     ``host`` is the bind address, ``advertised_host`` the address put in Contact/Via (defaults
     to ``host``). Ports: ``None`` = transport off, 0 = any free port. ``ban_db`` persists bans.
-    ``ban_options`` are passed to :class:`tgsip.sip.bans.BanList`.
+    ``ban_options`` are passed to :class:`tgsip.sip.bans.BanList`. ``registrar_algorithms``
+    is the digest challenge order for PBX → gateway lines: SHA-256 first follows RFC 8760, but
+    clients that answer only the topmost challenge and know only MD5 (SIPp 3.6, measured)
+    then fail; ``("MD5", "SHA-256")`` serves both kinds.
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class SipService:
         registration_expires: int = 3600,
         registration_backoff: tuple[float, float] = (5.0, 600.0),
         registrar_expires: tuple[int, int] = (60, 600),
+        registrar_algorithms: tuple[str, ...] = ("SHA-256", "MD5"),
         timers: Timers | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -154,6 +158,7 @@ class SipService:
         self.registrar = Registrar(
             secret or secrets.token_bytes(32),
             realm,
+            algorithms=registrar_algorithms,
             min_expires=registrar_expires[0],
             max_expires=registrar_expires[1],
             default_expires=registrar_expires[1],
