@@ -95,6 +95,8 @@ class LineTable:
         self._lines: dict[int, SipLine] = {}
         self._addresses: dict[int, frozenset[str]] = {}
         self._contact_users: dict[int, str] = {}
+        self._trusted_exact: frozenset[str] = frozenset()
+        self._trusted_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
 
     # -- configuration -------------------------------------------------------------------
 
@@ -123,6 +125,7 @@ class LineTable:
             self._contact_users.pop(line.id, None)
         self._lines[line.id] = line
         self.registrar.set_line(line)
+        self._reindex()
 
     def remove_line(self, line_id: int) -> None:
         """Forget a line."""
@@ -130,11 +133,13 @@ class LineTable:
         self._addresses.pop(line_id, None)
         self._contact_users.pop(line_id, None)
         self.registrar.remove_line(line_id)
+        self._reindex()
 
     def set_addresses(self, line_id: int, ips: Iterable[str]) -> None:
         """The resolved peer addresses of a line: registrar/proxy (gateway → PBX) or Address
         (IP ⇿ IP)."""
         self._addresses[line_id] = frozenset(_norm(ip) for ip in ips)
+        self._reindex()
 
     def set_contact_user(self, line_id: int, user: str) -> None:
         """The Contact user of a gateway → PBX line's current registration."""
@@ -151,14 +156,28 @@ class LineTable:
 
     # -- queries -------------------------------------------------------------------------
 
+    def _reindex(self) -> None:
+        self._trusted_exact = frozenset(a for addrs in self._addresses.values() for a in addrs)
+        self._trusted_nets = [
+            ipaddress.ip_network(n, strict=False)
+            for line in self._lines.values()
+            for n in line.trusted_ips
+        ]
+
     def is_trusted(self, ip: str) -> bool:
         """True when ``ip`` is a configured peer of some line (registrar/proxy, IP ⇿ IP
-        Address, an explicit Trusted IP): such sources are exempt from bans."""
+        Address, an explicit Trusted IP): such sources are exempt from bans. Per-packet
+        check on an index rebuilt when lines or addresses change."""
         ip = _norm(ip)
-        for line in self._lines.values():
-            if ip in self._addresses.get(line.id, ()) or _explicitly_trusts(line, ip):
-                return True
-        return False
+        if ip in self._trusted_exact:
+            return True
+        if not self._trusted_nets:
+            return False
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr.version == n.version and addr in n for n in self._trusted_nets)
 
     def known_source(self, ip: str) -> bool:
         """True when requests from ``ip`` may reach the user agent at all (in-dialog requests,

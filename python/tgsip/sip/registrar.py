@@ -27,6 +27,7 @@ Time is injected (``now``, seconds); nothing here reads a clock. Passwords are n
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -148,6 +149,9 @@ class Registrar:
         self._lines: dict[int, SipLine] = {}
         self._by_login: dict[str, int] = {}
         self._bindings: dict[int, dict[str, Binding]] = {}
+        self._sources: dict[str, int] | None = None  # binding source host -> line (lazy index)
+        self._open_lines = 0
+        self._nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
 
     # -- lines ---------------------------------------------------------------------------
 
@@ -167,6 +171,8 @@ class Registrar:
                 dropped = bool(self._bindings.pop(line.id, None))
         self._lines[line.id] = line
         self._by_login[line.login] = line.id
+        self._sources = None
+        self._reindex_trust()
         return dropped
 
     def remove_line(self, line_id: int) -> bool:
@@ -174,6 +180,8 @@ class Registrar:
         old = self._lines.pop(line_id, None)
         if old is not None and self._by_login.get(old.login) == line_id:
             del self._by_login[old.login]
+        self._sources = None
+        self._reindex_trust()
         return bool(self._bindings.pop(line_id, None))
 
     @property
@@ -181,21 +189,37 @@ class Registrar:
         """The registrar's lines by id (do not mutate)."""
         return self._lines
 
+    def _reindex_trust(self) -> None:
+        self._open_lines = sum(1 for line in self._lines.values() if not line.trusted_ips)
+        self._nets = [
+            ipaddress.ip_network(n, strict=False)
+            for line in self._lines.values()
+            for n in line.trusted_ips
+        ]
+
     def serves(self, ip: str) -> bool:
         """True when some line might accept requests from ``ip``: a line trusts it (an empty
-        Trusted IPs list trusts every address) or one of its bindings came from it."""
-        for line in self._lines.values():
-            if line.trusts(ip):
-                return True
+        Trusted IPs list trusts every address) or one of its bindings came from it.
+
+        Per-packet check: indexes, no per-line parsing.
+        """
+        if self._open_lines:
+            return True
+        try:
+            addr = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            return False
+        if any(addr.version == n.version and addr in n for n in self._nets):
+            return True
         return self.line_bound_from(ip) is not None
 
     def line_bound_from(self, ip: str) -> int | None:
         """A line with a binding whose source address is ``ip`` (expiry not checked)."""
-        for line_id, bs in self._bindings.items():
-            for b in bs.values():
-                if b.source.host == ip:
-                    return line_id
-        return None
+        index = self._sources
+        if index is None:
+            index = {b.source.host: lid for lid, bs in self._bindings.items() for b in bs.values()}
+            self._sources = index
+        return index.get(ip)
 
     # -- digest --------------------------------------------------------------------------
 
@@ -263,6 +287,7 @@ class Registrar:
         bindings = self._bindings.setdefault(line_id, {})
         self._purge(line_id, now)
         before = set(bindings)
+        self._sources = None
         if contacts is None:  # Contact: *
             if expires_hdr != 0:
                 return RegisterResult(400, "Invalid Contact * without Expires: 0", line_id=line_id)
@@ -298,6 +323,7 @@ class Registrar:
         )
         if not bindings:
             del self._bindings[line_id]
+        self._sources = None
         changed = line_id if set(bindings) != before or contacts else None
         return RegisterResult(200, "OK", headers, line_id=line_id, changed=changed)
 
@@ -310,6 +336,8 @@ class Registrar:
         dead = [k for k, b in bs.items() if b.expires_at <= now]
         for k in dead:
             del bs[k]
+        if dead:
+            self._sources = None
         return bool(dead)
 
     def bindings(self, line_id: int, now: float) -> list[Binding]:

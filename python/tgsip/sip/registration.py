@@ -153,6 +153,7 @@ class Registration:
         self._auth_tries = 0
         self._interval_tries = 0
         self._in_flight = False
+        self._sent_unregister = False
 
     def __repr__(self) -> str:
         return f"Registration(line={self.line_id}, state={self.state.value})"
@@ -179,9 +180,14 @@ class Registration:
         self._set(RegState.REGISTERING, self.last_error)
 
     def stop(self, now: float) -> bool:
-        """Unregister: True when an ``Expires: 0`` REGISTER is due (then :attr:`done` follows
-        its response); False when nothing was registered (already done)."""
+        """Unregister: True when an ``Expires: 0`` REGISTER is or will be due (then
+        :attr:`done` follows its response); False when nothing was registered (done now).
+
+        A REGISTER still in flight is awaited: if it succeeds, the unregister follows.
+        """
         self.stopping = True
+        if self._in_flight:
+            return True
         self._auth = None
         self._auth_tries = 0
         if self.state is RegState.REGISTERED or self.expires_at is not None:
@@ -210,6 +216,7 @@ class Registration:
         transport = self.target[2]
         t = "" if transport == "UDP" else f";transport={transport.lower()}"
         expires = 0 if self.stopping else self.expires
+        self._sent_unregister = expires == 0
         extra: list[tuple[str, str]] = [("Expires", str(expires))]
         if self._auth is not None:
             extra.append(self._auth)
@@ -239,6 +246,14 @@ class Registration:
             return
         self._in_flight = False
         if self.stopping:
+            if not self._sent_unregister:  # stop() came while a REGISTER was in flight
+                self._auth = None
+                self._auth_tries = 0
+                if 200 <= resp.status < 300:
+                    self.deadline = now  # bound now: unregister next
+                else:
+                    self._finish()
+                return
             if resp.status in (401, 407) and self._auth_tries == 0 and self._answer(resp):
                 self.deadline = now
                 return
