@@ -214,3 +214,26 @@ def test_stop_unregisters_with_expires_0_and_proxy_route() -> None:
 def test_contact_users_are_random_per_registration() -> None:
     users = {Registration(gw_line()).contact_user for _ in range(50)}
     assert len(users) == 50
+
+
+def test_stop_while_a_register_is_in_flight_unregisters_after_it() -> None:
+    reg = Registration(gw_line(), rng=random.Random(8))
+    server = pbx_registrar()
+    reg.start(0.0)
+    exchange(reg, server, 0.0)  # 401
+    req = wire(reg.build(0.0, via_host="192.0.2.1", via_port=5060, contact="192.0.2.1:5060"))
+    assert reg.stop(0.5)  # the answered REGISTER is still in flight
+    assert not reg.done
+    res = server.register(req, US, 0.5)
+    reg.on_response(reply(req, res.status, res.reason, res.headers), 0.5)
+    assert res.status == 200
+    assert server.is_registered(99, 0.6)
+    assert reg.deadline == 0.5
+    assert not reg.done
+    unreg = wire(reg.build(0.5, via_host="192.0.2.1", via_port=5060, contact="192.0.2.1:5060"))
+    assert unreg.expires == 0
+    res = server.register(unreg, US, 0.5)
+    reg.on_response(reply(unreg, res.status, res.reason, res.headers), 0.5)
+    exchange(reg, server, 0.5)
+    assert reg.done
+    assert not server.is_registered(99, 0.6)

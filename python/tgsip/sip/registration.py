@@ -159,6 +159,11 @@ class Registration:
         return f"Registration(line={self.line_id}, state={self.state.value})"
 
     @property
+    def last_algorithm(self) -> str | None:
+        """The digest algorithm of the last answered challenge (SHA-512-256, SHA-256, MD5)."""
+        return self._client.last_algorithm
+
+    @property
     def status(self) -> RegistrationStatus:
         """The current snapshot."""
         return RegistrationStatus(

@@ -187,6 +187,7 @@ class SipService:
         self._ban_listeners: list[Callable[[Ban], None]] = []
         self._last: dict[int, tuple[object, ...]] = {}
         self._housekeeping: asyncio.Task[None] | None = None
+        self._hk_wake = asyncio.Event()
         self._started = False
 
     # -- life cycle ----------------------------------------------------------------------
@@ -286,7 +287,15 @@ class SipService:
             client.start()
 
     def _on_registration(self, status: RegistrationStatus) -> None:
-        log.info("line %d registration %s %s", status.line_id, status.state, status.last_error)
+        reg = self.registration(status.line_id)
+        alg = reg.last_algorithm if reg is not None else None
+        log.info(
+            "line %d registration %s %s (digest %s)",
+            status.line_id,
+            status.state.value,
+            status.last_error,
+            alg or "none",
+        )
         self._notify(status.line_id)
 
     def _on_resolved(self, line_id: int, addrs: frozenset[str]) -> None:
@@ -396,6 +405,7 @@ class SipService:
             if res.failure:
                 self._failure(request, source.host, res.failure)
             if res.changed is not None:
+                self._hk_wake.set()  # a new expiry to watch
                 self._notify(res.changed)
             return Reply(res.status, res.reason, res.headers)
         m = self.table.match(request, source, now)
@@ -511,4 +521,7 @@ class SipService:
             self.bans.prune(now)
             nxt = self.registrar.next_expiry()
             wait = 30.0 if nxt is None else min(30.0, max(0.05, nxt - now))
-            await asyncio.sleep(wait)
+            self._hk_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._hk_wake.wait()

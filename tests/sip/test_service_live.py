@@ -1,0 +1,106 @@
+"""Two SipService instances on loopback: one is the PBX (registrar line), the other
+registers to it (gateway → PBX line). Exercises live line changes end to end: re-register
+on new credentials, failure and recovery, password reset on the registrar side, binding
+expiry notification, unregister on delete, SHA-256 digest both ways. Every wait bounded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from tgsip.config.lines import LineKind, SipLine, Transport
+from tgsip.sip.registration import RegState
+from tgsip.sip.service import LineStatus, SipService
+
+
+async def until(cond: Callable[[], bool], limit: float = 5.0) -> None:
+    """Poll every 20 ms for at most ``limit`` seconds."""
+    async with asyncio.timeout(limit):
+        while not cond():
+            await asyncio.sleep(0.02)
+
+
+def test_live_line_changes_between_two_services() -> None:
+    async def main() -> None:
+        pbx = SipService("127.0.0.1", udp_port=0, tcp_port=0, registrar_expires=(1, 2))
+        gw = SipService("127.0.0.1", udp_port=0, tcp_port=0, registration_backoff=(0.2, 0.4))
+        seen: list[LineStatus] = []
+        pbx.add_line_listener(seen.append)
+        await pbx.start()
+        await gw.start()
+        try:
+            account = SipLine(
+                id=1,
+                session_id=1,
+                kind=LineKind.PBX_TO_GATEWAY,
+                login="acct000001",
+                password="first-password-0123456789",
+            )
+            await pbx.set_lines([account])
+            out = SipLine(
+                id=2,
+                session_id=2,
+                kind=LineKind.GATEWAY_TO_PBX,
+                login=account.login,
+                password=account.password,
+                domain=f"127.0.0.1:{pbx.ports['TCP']}",
+                transport=Transport.TCP,
+            )
+            await gw.set_lines([out])
+            await until(lambda: pbx.line_status(1).registered)  # type: ignore[union-attr]
+            reg = gw.registration(2)
+            assert reg is not None
+            await until(lambda: reg.state is RegState.REGISTERED)
+            st = pbx.line_status(1)
+            assert st is not None
+            assert st.source is not None
+            assert st.source.transport == "TCP"
+            assert reg.contact_user in st.contact
+            assert reg.last_algorithm == "SHA-256"
+            # granted 2 s by the PBX: refreshed well before expiry, binding never lost
+            first_cseq = reg.cseq
+            await until(lambda: reg.cseq >= first_cseq + 2, 4)
+            flags = [s.registered for s in seen if s.line_id == 1]
+            assert flags[0] is False  # announced when configured
+            assert flags[1:]
+            assert all(flags[1:])
+
+            # the administrator resets the password on the PBX side: binding dropped,
+            # the gateway's refresh fails and it backs off
+            new_pw = "second-password-987654321"
+            await pbx.update_line(SipLine(**{**_fields(account), "password": new_pw}))  # type: ignore[arg-type]
+            assert not pbx.line_status(1).registered  # type: ignore[union-attr]
+            assert seen[-1].registered is False
+            await until(lambda: reg.state is RegState.FAILED, 5)
+            assert "403" in reg.last_error
+
+            # the gateway gets the new password: a new registration with a new Contact user
+            await gw.update_line(SipLine(**{**_fields(out), "password": new_pw}))  # type: ignore[arg-type]
+            reg2 = gw.registration(2)
+            assert reg2 is not None
+            assert reg2 is not reg
+            assert reg2.contact_user != reg.contact_user
+            await until(lambda: reg2.state is RegState.REGISTERED)
+            await until(lambda: pbx.line_status(1).registered)  # type: ignore[union-attr]
+
+            # deleting the line unregisters at once
+            await gw.remove_line(2)
+            assert reg2.done
+            assert not pbx.line_status(1).registered  # type: ignore[union-attr]
+            assert seen[-1].registered is False
+
+            # a binding that is not refreshed expires and listeners hear of it
+            await gw.set_lines([SipLine(**{**_fields(out), "password": new_pw})])  # type: ignore[arg-type]
+            await until(lambda: pbx.line_status(1).registered)  # type: ignore[union-attr]
+            await gw.stop(unregister=False)
+            n = len(seen)
+            await until(lambda: len(seen) > n and not seen[-1].registered, 4)
+        finally:
+            await gw.stop()
+            await pbx.stop()
+
+    asyncio.run(main())
+
+
+def _fields(line: SipLine) -> dict[str, object]:
+    return {f: getattr(line, f) for f in line.__struct_fields__}
