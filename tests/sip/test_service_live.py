@@ -104,3 +104,62 @@ def test_live_line_changes_between_two_services() -> None:
 
 def _fields(line: SipLine) -> dict[str, object]:
     return {f: getattr(line, f) for f in line.__struct_fields__}
+
+
+def test_ip_ip_outgoing_invite_carries_field_value_to_the_right_trunk() -> None:
+    """Gateway A calls over its IP ⇿ IP line; gateway B has two trunks to A's address and
+    takes the call on the one whose Field:Value A's INVITE carries."""
+
+    async def main() -> None:
+        a = SipService("127.0.0.1", udp_port=0, tcp_port=0)
+        b = SipService("127.0.0.1", udp_port=0, tcp_port=0)
+        got: list[tuple[int, str]] = []
+        b.on_invite = lambda line_id, req, src: got.append((line_id, req.from_.uri.user or ""))
+        await a.start()
+        await b.start()
+        try:
+            a_addr = f"127.0.0.1:{a.ports['UDP']}"
+            await b.set_lines(
+                [
+                    SipLine(
+                        id=21,
+                        session_id=1,
+                        kind=LineKind.IP_IP,
+                        address=a_addr,
+                        field_value="X-Trunk: one",
+                    ),
+                    SipLine(
+                        id=22,
+                        session_id=1,
+                        kind=LineKind.IP_IP,
+                        address=a_addr,
+                        field_value="X-Trunk: two",
+                    ),
+                ]
+            )
+            for line_id, value in ((31, "two"), (32, "one")):
+                await a.update_line(
+                    SipLine(
+                        id=line_id,
+                        session_id=1,
+                        kind=LineKind.IP_IP,
+                        address=f"127.0.0.1:{b.ports['UDP']}",
+                        field_value=f"X-Trunk: {value}",
+                    )
+                )
+                target = await a.call_target(line_id, "555")
+                assert target is not None
+                invite = a.build_invite(target, b"", display_name='Ann "A"', caller="+4917012345")
+                assert invite.get("X-Trunk") == value
+                assert invite.from_.display_name == 'Ann "A"'
+                async with asyncio.timeout(5):
+                    resp = await a.ua.request(invite, target.peer)
+                assert resp.status == 200
+            assert got == [(22, "+4917012345"), (21, "+4917012345")]
+            assert a.stats["failures"] == 0
+            assert b.stats["failures"] == 0
+        finally:
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(main())

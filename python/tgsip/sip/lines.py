@@ -22,6 +22,7 @@ Time is injected (``now``); addresses are resolved by the caller (:meth:`LineTab
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -77,7 +78,9 @@ def _explicitly_trusts(line: SipLine, ip: str) -> bool:
     return bool(line.trusted_ips) and line.trusts(ip)
 
 
+@functools.lru_cache(maxsize=4096)
 def _norm(ip: str) -> str:
+    """Canonical text of an address (IPv4-mapped IPv6 → IPv4, no zone); cached per packet."""
     try:
         addr = ipaddress.ip_address(ip.split("%", 1)[0])
     except ValueError:

@@ -34,6 +34,7 @@ __all__ = [
     "Accept",
     "Reply",
     "RequestPolicy",
+    "overloaded",
     "too_many_requests",
 ]
 
@@ -75,6 +76,11 @@ DISALLOWED_SETTINGS = Reply(402, "SIP account has disallowed settings")
 TOTAL_DURATION_EXCEEDED = Reply(402, "Total calls duration is exceeded")
 AMOUNT_OF_FAIL_CALLS_EXCEEDED = Reply(402, "Amount of fail calls is exceeded")
 RPC_TIMEOUT = Reply(408, "Timeout of waiting RPC result")
+
+
+def overloaded(seconds: int) -> Reply:
+    """``503 Service Unavailable`` with ``Retry-After`` (gateway overloaded, CPS cap)."""
+    return Reply(503, "Service Unavailable", (("Retry-After", str(max(0, int(seconds)))),))
 
 
 def too_many_requests(seconds: int) -> Reply:

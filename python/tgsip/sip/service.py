@@ -42,8 +42,9 @@ from pathlib import Path
 from tgsip.config.lines import LineKind, SipLine, Transport
 from tgsip.sip.auth import DigestClient
 from tgsip.sip.bans import Ban, BanList, BanStore
+from tgsip.sip.headers import quote
 from tgsip.sip.lines import LineTable, field_header
-from tgsip.sip.message import Request, SipParseError
+from tgsip.sip.message import Request, SipParseError, new_branch, new_request
 from tgsip.sip.policy import FORBIDDEN, Accept, Reply
 from tgsip.sip.registrar import Binding, Registrar
 from tgsip.sip.registration import (
@@ -509,6 +510,44 @@ class SipService:
         if fv is not None:
             headers = (fv,)
         return CallTarget(line_id, uri, f"sip:{number}@{dom}", frm, peer, routes, headers, creds)
+
+    def build_invite(
+        self,
+        target: CallTarget,
+        body: bytes,
+        *,
+        display_name: str | None = None,
+        caller: str | None = None,
+        extra_headers: Iterable[tuple[str, str]] = (),
+    ) -> Request:
+        """An out-of-dialog INVITE for ``target``: its Request-URI, To, Route set and extra
+        headers (the IP ⇿ IP Field:Value), our Via and Contact for its transport, From =
+        ``target.from_uri`` (its user replaced by ``caller`` when given) with ``display_name``.
+        Send it with ``self.ua.request(invite, target.peer)``.
+        """
+        transport = target.peer.transport
+        port = self.ua.ports.get(transport)
+        adv = f"[{self.advertised_host}]" if ":" in self.advertised_host else self.advertised_host
+        t = "" if transport == "UDP" else f";transport={transport.lower()}"
+        frm = target.from_uri
+        if caller:
+            frm = f"sip:{caller}@{frm.split('@', 1)[-1]}"
+        from_ = f"<{frm}>" if display_name is None else f"{quote(display_name)} <{frm}>"
+        return new_request(
+            "INVITE",
+            target.request_uri,
+            from_,
+            f"<{target.to_uri}>",
+            new_branch()[7:] + "@tgsip",
+            1,
+            self.advertised_host,
+            via_port=port,
+            transport=transport,
+            contact=f"<sip:tgsip@{adv}:{port}{t}>" if port else f"<sip:tgsip@{adv}{t}>",
+            routes=target.routes,
+            body=body,
+            extra_headers=(*target.headers, *extra_headers),
+        )
 
     # -- housekeeping --------------------------------------------------------------------
 
