@@ -6,8 +6,11 @@ expiry notification, unregister on delete, SHA-256 digest both ways. Every wait 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
+from pathlib import Path
 
+from tests.sip.test_transport import make_cert
 from tgsip.config.lines import LineKind, SipLine, Transport
 from tgsip.sip.registration import RegState
 from tgsip.sip.service import LineStatus, SipService
@@ -161,5 +164,73 @@ def test_ip_ip_outgoing_invite_carries_field_value_to_the_right_trunk() -> None:
         finally:
             await a.stop()
             await b.stop()
+
+    asyncio.run(main())
+
+
+def test_registration_over_tls(tmp_path: Path) -> None:
+    """A gateway → PBX line with transport TLS registers over TLS (certificate checked
+    against a CA the test makes) and the PBX side records the TLS flow."""
+    cert, key = make_cert(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+
+    async def main() -> None:
+        pbx = SipService(
+            "127.0.0.1",
+            udp_port=None,
+            tcp_port=None,
+            tls_port=0,
+            tls_server=server_ctx,
+            tls_client=client_ctx,
+        )
+        gw = SipService(
+            "127.0.0.1",
+            udp_port=None,
+            tcp_port=None,
+            tls_port=0,
+            tls_server=server_ctx,
+            tls_client=client_ctx,
+        )
+        await pbx.start()
+        await gw.start()
+        try:
+            await pbx.set_lines(
+                [
+                    SipLine(
+                        id=1,
+                        session_id=1,
+                        kind=LineKind.PBX_TO_GATEWAY,
+                        login="tlsaccount",
+                        password="tls-password-0123456789",
+                    )
+                ]
+            )
+            await gw.set_lines(
+                [
+                    SipLine(
+                        id=2,
+                        session_id=1,
+                        kind=LineKind.GATEWAY_TO_PBX,
+                        login="tlsaccount",
+                        password="tls-password-0123456789",
+                        domain=f"127.0.0.1:{pbx.ports['TLS']}",
+                        transport=Transport.TLS,
+                    )
+                ]
+            )
+            reg = gw.registration(2)
+            assert reg is not None
+            await until(lambda: reg.state is RegState.REGISTERED)
+            st = pbx.line_status(1)
+            assert st is not None
+            assert st.registered
+            assert st.source is not None
+            assert st.source.transport == "TLS"
+            assert st.contact.endswith(";transport=tls")
+        finally:
+            await gw.stop()
+            await pbx.stop()
 
     asyncio.run(main())
