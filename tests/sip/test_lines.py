@@ -143,3 +143,21 @@ def test_pbx_to_gateway_invite_is_challenged_then_accepted() -> None:
     assert t.match(invite(method="OPTIONS"), src("192.0.2.70"), 0).line_id == 9
     t.set_lines([])
     assert t.match(good, src("192.0.2.70"), 0).dropped
+
+
+def test_gateway_to_pbx_extra_trusted_ips() -> None:
+    line = SipLine(
+        id=6,
+        session_id=1,
+        kind=LineKind.GATEWAY_TO_PBX,
+        login="alice",
+        password="pw",
+        domain="pbx.example",
+        trusted_ips=("198.51.100.0/24",),
+    )
+    t = table(line)
+    t.set_contact_user(6, "gxyz")  # not resolved yet: the trusted network still works
+    assert t.match(invite("gxyz"), src("198.51.100.20"), 0).line_id == 6
+    assert t.match(invite("other"), src("198.51.100.20"), 0).status == 404
+    assert t.is_trusted("198.51.100.20")
+    assert t.match(invite("gxyz"), src("203.0.113.5"), 0).dropped

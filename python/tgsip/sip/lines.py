@@ -3,8 +3,9 @@
 Default deny: a request is taken for a line only when one of these holds, checked in order:
 
 1. **gateway → PBX**: the source IP is one of the resolved registrar/proxy addresses of a
-   registration, and the Request-URI user is that registration's random Contact user. From a
-   registrar address with another user: ``404 No lines for call`` (not counted: the PBX is known).
+   registration (or in the line's Trusted IPs, for PBXs that send from other hosts), and the
+   Request-URI user is that registration's random Contact user. From a registrar address
+   with another user: ``404 No lines for call`` (not counted: the PBX is known).
 2. **IP ⇿ IP**: the source IP is the line's Address (resolved) or in its extra Trusted IPs. When
    several lines match, the one whose ``Field:Value`` header is in the request wins; a line
    without Field:Value is the fallback only when it is the single such line. Otherwise
@@ -205,12 +206,14 @@ class LineTable:
         except (SipParseError, ValueError):
             return Match(None, 400, "Bad Request-URI")
         from_registrar = False
-        for line_id, addrs in self._addresses.items():
+        for line_id, contact_user in self._contact_users.items():
             line = self._lines.get(line_id)
-            if line is None or line.kind is not LineKind.GATEWAY_TO_PBX or ip not in addrs:
+            if line is None or line.kind is not LineKind.GATEWAY_TO_PBX:
+                continue
+            if ip not in self._addresses.get(line_id, ()) and not _explicitly_trusts(line, ip):
                 continue
             from_registrar = True
-            if user is not None and user == self._contact_users.get(line_id):
+            if user is not None and user == contact_user:
                 return Match(line_id)
         candidates = self._ip_ip_candidates(ip)
         if candidates:

@@ -48,6 +48,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 INF = float("inf")
+REQUEST_LIMIT = 40.0
+"""Seconds one REGISTER may take, connection set-up included (above Timer F = 64*T1 = 32 s)."""
 
 
 class RegState(StrEnum):
@@ -452,7 +454,11 @@ class RegistrationClient:
                 host = self.advertised_host
                 contact = f"{_uri_host(host)}:{port}" if port else _uri_host(host)
                 req = reg.build(loop.time(), via_host=host, via_port=port, contact=contact)
-                resp = await self.ua.request(req, peer)
+                async with asyncio.timeout(REQUEST_LIMIT):
+                    resp = await self.ua.request(req, peer)
+            except TimeoutError:
+                reg.on_error(loop.time(), "no answer from the registrar")
+                continue
             except (OSError, ValueError) as exc:
                 reg.on_error(loop.time(), f"{type(exc).__name__}: {exc}")
                 continue

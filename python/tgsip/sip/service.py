@@ -56,6 +56,7 @@ from tgsip.sip.registration import (
 )
 from tgsip.sip.transaction import Peer, Timers
 from tgsip.sip.ua import UserAgent
+from tgsip.sip.uri import UriError, parse_uri
 
 __all__ = ["CallTarget", "LineStatus", "OnInvite", "SipService"]
 
@@ -477,7 +478,11 @@ class SipService:
             b = self.registrar.binding(line_id, self.clock())
             if b is None:
                 return None
-            host = b.contact.split("@", 1)[-1].split(";", 1)[0]
+            try:
+                c = parse_uri(b.contact)
+                host = c.host + (f":{c.port}" if c.port is not None else "")
+            except UriError:
+                return None
             to = f"sip:{number}@{host}" if number else b.contact
             return CallTarget(line_id, b.contact, to, ours, b.source)
         transport = _TRANSPORT[line.transport]
