@@ -12,8 +12,11 @@ from pathlib import Path
 
 from tests.sip.test_transport import make_cert
 from tgsip.config.lines import LineKind, SipLine, Transport
+from tgsip.sip.auth import DigestClient
+from tgsip.sip.message import Response, new_request, parse_message
 from tgsip.sip.registration import RegState
 from tgsip.sip.service import LineStatus, SipService
+from tgsip.sip.transaction import Peer
 
 
 async def until(cond: Callable[[], bool], limit: float = 5.0) -> None:
@@ -232,5 +235,76 @@ def test_registration_over_tls(tmp_path: Path) -> None:
         finally:
             await gw.stop()
             await pbx.stop()
+
+    asyncio.run(main())
+
+
+def test_binding_behind_nat_uses_received_and_rport() -> None:
+    """A PBX behind NAT registers a private Contact with ``rport``: calls must go to the
+    address and port the REGISTER really came from (RFC 3581), not to the Contact."""
+
+    async def main() -> None:
+        svc = SipService("127.0.0.1", udp_port=0, tcp_port=None)
+        await svc.start()
+        loop = asyncio.get_running_loop()
+        got: asyncio.Queue[bytes] = asyncio.Queue()
+
+        class Pbx(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple[object, ...]) -> None:
+                got.put_nowait(data)
+
+        transport, _ = await loop.create_datagram_endpoint(Pbx, local_addr=("127.0.0.1", 0))
+        nat_port = transport.get_extra_info("sockname")[1]
+        try:
+            await svc.set_lines(
+                [
+                    SipLine(
+                        id=1,
+                        session_id=1,
+                        kind=LineKind.PBX_TO_GATEWAY,
+                        login="natpbx0001",
+                        password="nat-password-0123456789",
+                    )
+                ]
+            )
+            client = DigestClient("natpbx0001", "nat-password-0123456789")
+            auth: tuple[tuple[str, str], ...] = ()
+            resp: Response | None = None
+            for cseq in (1, 2):
+                req = new_request(
+                    "REGISTER",
+                    "sip:127.0.0.1",
+                    "<sip:natpbx0001@127.0.0.1>",
+                    "<sip:natpbx0001@127.0.0.1>",
+                    "nat-reg",
+                    cseq,
+                    "10.0.0.9",
+                    via_port=5099,
+                    contact="<sip:pbx@10.0.0.9:5099>",
+                    extra_headers=auth,
+                )
+                transport.sendto(req.to_bytes(), ("127.0.0.1", svc.ports["UDP"]))
+                async with asyncio.timeout(5):
+                    msg = parse_message(await got.get())
+                assert isinstance(msg, Response)
+                resp = msg
+                if resp.status == 401:
+                    value = client.authorize(
+                        resp.get_all("WWW-Authenticate"), "REGISTER", "sip:127.0.0.1"
+                    )
+                    auth = (("Authorization", value),)
+            assert resp is not None
+            assert resp.status == 200
+            st = svc.line_status(1)
+            assert st is not None
+            assert st.registered
+            assert st.contact == "sip:pbx@10.0.0.9:5099"
+            assert st.source == Peer("UDP", "127.0.0.1", nat_port)
+            target = await svc.call_target(1, "100")
+            assert target is not None
+            assert target.peer == Peer("UDP", "127.0.0.1", nat_port)
+        finally:
+            transport.close()
+            await svc.stop()
 
     asyncio.run(main())
