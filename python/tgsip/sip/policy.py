@@ -1,6 +1,6 @@
 """The request policy hook of the user agent and the gateway's response codes.
 
-:class:`tgsip.sip.ua.UserAgent` consults ``ua.policy`` (any object with the
+:class:`tgsip.sip.ua.UserAgent` consults ``ua.request_policy`` (any object with the
 :class:`RequestPolicy` methods) for every incoming request:
 
 * :meth:`RequestPolicy.admit` first, before the transaction layer sees the request: False drops

@@ -155,7 +155,7 @@ class SipService:
         self._tls = (tls_server, tls_client)
         self.clock = clock
         self.ua = UserAgent(host, timers=timers)
-        self.ua.policy = self
+        self.ua.request_policy = self
         self.ua.on_invite = self._ua_invite
         self.registrar = Registrar(
             secret or secrets.token_bytes(32),

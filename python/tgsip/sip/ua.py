@@ -159,7 +159,7 @@ class UserAgent:
         """When set, REGISTER must pass this digest challenge (server, HA1 lookup)."""
         self.on_invite: Callable[[Request], None] | None = None
         """Called with each new (out-of-dialog) INVITE after the 180 is sent."""
-        self.policy: RequestPolicy | None = None
+        self.request_policy: RequestPolicy | None = None
         """When set, screens every incoming request (:mod:`tgsip.sip.policy`)."""
 
     # -- life cycle ---------------------------------------------------------------------
@@ -256,7 +256,7 @@ class UserAgent:
             if isinstance(msg, Request):
                 if msg.method != "ACK":
                     peer = response_peer(msg, peer)
-                if self.policy is not None and not self.policy.admit(msg, peer):
+                if self.request_policy is not None and not self.request_policy.admit(msg, peer):
                     self.stats["dropped"] = self.stats.get("dropped", 0) + 1
                     return
             acts = self.layer.receive(msg, peer, now)
@@ -306,8 +306,8 @@ class UserAgent:
 
     def _on_request(self, txn: Transaction | None, req: Request, peer: Peer) -> None:
         m = req.method
-        if self.policy is not None and m not in ("ACK", "CANCEL") and req.to.tag is None:
-            verdict = self.policy.decide(req, peer)
+        if self.request_policy is not None and m not in ("ACK", "CANCEL") and req.to.tag is None:
+            verdict = self.request_policy.decide(req, peer)
             if isinstance(verdict, Reply):
                 self._respond(txn, req, verdict.status, verdict.reason, new_tag(), verdict.headers)
                 return
