@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.sip.test_transport import make_cert
 from tgsip.config.lines import LineKind, SipLine, Transport
 from tgsip.sip.auth import DigestClient
-from tgsip.sip.message import Response, new_request, parse_message
+from tgsip.sip.message import Request, Response, new_request, parse_message
 from tgsip.sip.registration import RegState
 from tgsip.sip.service import LineStatus, SipService
 from tgsip.sip.transaction import Peer
@@ -120,7 +120,24 @@ def test_ip_ip_outgoing_invite_carries_field_value_to_the_right_trunk() -> None:
         a = SipService("127.0.0.1", udp_port=0, tcp_port=0)
         b = SipService("127.0.0.1", udp_port=0, tcp_port=0)
         got: list[tuple[int, str]] = []
-        b.on_invite = lambda line_id, req, src: got.append((line_id, req.from_.uri.user or ""))
+        peeked: list[int | None] = []
+
+        def on_invite(line_id: int, req: Request, src: Peer) -> None:
+            peeked.append(b.line_of(req))  # dispatched: no longer pending
+            got.append((line_id, req.from_.uri.user or ""))
+            line = b.line(line_id)
+            assert line is not None
+            assert line.kind is LineKind.IP_IP
+
+        b.on_invite = on_invite
+        dispatch = b.ua.on_invite
+        assert dispatch is not None
+
+        def before_dispatch(req: Request) -> None:  # a UA hook running before on_invite
+            peeked.append(b.line_of(req))
+            dispatch(req)
+
+        b.ua.on_invite = before_dispatch
         await a.start()
         await b.start()
         try:
@@ -162,6 +179,7 @@ def test_ip_ip_outgoing_invite_carries_field_value_to_the_right_trunk() -> None:
                     resp = await a.ua.request(invite, target.peer)
                 assert resp.status == 200
             assert got == [(22, "+4917012345"), (21, "+4917012345")]
+            assert peeked == [22, None, 21, None]
             assert a.stats["failures"] == 0
             assert b.stats["failures"] == 0
         finally:

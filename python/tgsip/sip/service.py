@@ -454,6 +454,20 @@ class SipService:
                 except Exception:
                     log.exception("ban listener failed")
 
+    def line(self, line_id: int) -> SipLine | None:
+        """The enabled line ``line_id`` (codecs, DTMF methods, dial rules for the call layer)."""
+        return self.table.lines.get(line_id)
+
+    def line_of(self, request: Request) -> int | None:
+        """The line an accepted, not yet dispatched INVITE belongs to (for hooks that run
+        before ``on_invite``, such as choosing the media policy), else None."""
+        try:
+            key = (request.call_id, request.from_.tag or "")
+        except (SipParseError, ValueError):
+            return None
+        got = self._accepted.get(key)
+        return got[0] if got is not None else None
+
     def _ua_invite(self, request: Request) -> None:
         try:
             key = (request.call_id, request.from_.tag or "")
