@@ -237,3 +237,20 @@ def test_stop_while_a_register_is_in_flight_unregisters_after_it() -> None:
     exchange(reg, server, 0.5)
     assert reg.done
     assert not server.is_registered(99, 0.6)
+
+
+def test_407_is_answered_with_proxy_authorization() -> None:
+    reg = Registration(gw_line(proxy="10.0.0.5"), rng=random.Random(9))
+    server = pbx_registrar()
+    reg.start(0.0)
+    req = wire(reg.build(0.0, via_host="h", via_port=5060, contact="h:5060"))
+    chal = tuple(("Proxy-Authenticate", v) for _, v in server.challenge_headers(0.0))
+    reg.on_response(reply(req, 407, "Proxy Authentication Required", chal), 0.0)
+    assert reg.deadline == 0.0
+    again = wire(reg.build(0.0, via_host="h", via_port=5060, contact="h:5060"))
+    assert again.get("Authorization") is None
+    value = again.get("Proxy-Authorization")
+    assert value is not None
+    assert "algorithm=SHA-256" in value
+    assert again.cseq.number == req.cseq.number + 1
+    assert again.call_id == req.call_id

@@ -259,7 +259,11 @@ def test_untrusted_source_dropped_banned_and_ban_survives_restart(tmp_path: Path
             assert bans == ["127.0.0.5"]
             assert svc.bans.is_banned("127.0.0.5", time.time())
             assert svc.stats["dropped_banned"] >= 1
-            # the trusted PBX is unaffected
+            # the trusted PBX is never banned, even when it gets its password wrong
+            rc, ok, failed = await sipp(tmp_path, "reg.xml", port, password="wrong", calls=6)
+            assert (ok, failed) == (0, 6)
+            assert not svc.bans.is_banned("127.0.0.1", time.time())
+            assert svc.bans.failures("127.0.0.1", time.time()) == 0
             assert (await sipp(tmp_path, "reg.xml", port))[1] == 1
         # restart with a line that trusts everybody: the ban alone keeps 127.0.0.5 out
         async with service(tmp_path, [pbx_line()]) as (svc, _):
