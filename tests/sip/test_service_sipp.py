@@ -239,6 +239,11 @@ def test_wrong_password_gets_403_and_counts(tmp_path: Path) -> None:
             assert (ok, failed) == (0, 1)
             assert invites == []
             assert svc.bans.failures("127.0.0.7", time.time()) == 4
+            # the fifth failure bans the IP; the listener learns which line was targeted
+            banned: list[tuple[str, int | None]] = []
+            svc.add_ban_listener(lambda b, line_id: banned.append((b.ip, line_id)))
+            await sipp(tmp_path, "reg.xml", port, ip="127.0.0.7", password="wrong")
+            assert banned == [("127.0.0.7", 1)]
 
     asyncio.run(main())
 
@@ -250,7 +255,7 @@ def test_untrusted_source_dropped_banned_and_ban_survives_restart(tmp_path: Path
         async with service(tmp_path, [pbx_line(trusted_ips=("127.0.0.1/32",))]) as (svc, _):
             port = svc.ports["UDP"]
             bans: list[str] = []
-            svc.add_ban_listener(lambda b: bans.append(b.ip))
+            svc.add_ban_listener(lambda b, _line: bans.append(b.ip))
             rc, ok, _failed = await sipp(
                 tmp_path, "reg.xml", port, ip="127.0.0.5", calls=6, recv_timeout_ms=1200
             )

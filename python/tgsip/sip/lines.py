@@ -52,6 +52,8 @@ class Match:
     reason: str = ""
     headers: tuple[tuple[str, str], ...] = ()
     failure: str = ""
+    target: int | None = None
+    """On failure: the line the request claimed (a registrar line's login)."""
 
     @property
     def accepted(self) -> bool:
@@ -229,7 +231,7 @@ class LineTable:
             auth = self.registrar.authenticate(req, source, now)
             if auth.line_id is not None:
                 return Match(auth.line_id)
-            return Match(None, auth.status, auth.reason, auth.headers, auth.failure)
+            return Match(None, auth.status, auth.reason, auth.headers, auth.failure, auth.target)
         return _DROP_UNKNOWN
 
     def _options_from_pbx(self, ip: str) -> Match:

@@ -78,6 +78,8 @@ class AuthCheck:
     reason: str = ""
     headers: Headers = ()
     failure: str = ""
+    target: int | None = None
+    """On failure: the line the attempt claimed (its login), to notify its administrator."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,8 @@ class RegisterResult:
     line_id: int | None = None
     failure: str = ""
     changed: int | None = None
+    target: int | None = None
+    """On failure: the line the attempt claimed, to notify its administrator."""
 
 
 def _uri_matches(authorization: str, req: Request) -> bool:
@@ -249,14 +253,16 @@ class Registrar:
         verdict = self.digest.verify(value, req.method, now, self._ha1)
         if verdict.result is AuthResult.STALE:
             return AuthCheck(None, 401, "Unauthorized", self.challenge_headers(now, stale=True))
-        if verdict.result is not AuthResult.OK or verdict.username is None:
-            return AuthCheck(None, 403, "Forbidden", failure=f"auth failed: {verdict.reason}")
-        line_id = self._by_login[verdict.username]
+        claimed = self._by_login.get(verdict.username or "")
+        if verdict.result is not AuthResult.OK or claimed is None:
+            failure = f"auth failed: {verdict.reason}"
+            return AuthCheck(None, 403, "Forbidden", failure=failure, target=claimed)
+        line_id = claimed
         line = self._lines[line_id]
         if not line.trusts(source.host) and not (
             req.method != "REGISTER" and self._bound_from(line_id, source.host, now)
         ):
-            return AuthCheck(None, 403, "Forbidden", failure="untrusted source")
+            return AuthCheck(None, 403, "Forbidden", failure="untrusted source", target=line_id)
         return AuthCheck(line_id)
 
     def _bound_from(self, line_id: int, ip: str, now: float) -> bool:
@@ -271,7 +277,9 @@ class Registrar:
         """Process one REGISTER (RFC 3261 §10.3 steps 4-8)."""
         auth = self.authenticate(req, source, now)
         if auth.line_id is None:
-            return RegisterResult(auth.status, auth.reason, auth.headers, failure=auth.failure)
+            return RegisterResult(
+                auth.status, auth.reason, auth.headers, failure=auth.failure, target=auth.target
+            )
         line_id = auth.line_id
         line = self._lines[line_id]
         try:
@@ -282,7 +290,9 @@ class Registrar:
         except (SipParseError, ValueError):
             return RegisterResult(400, "Bad Request", line_id=line_id)
         if to_user != line.login:
-            return RegisterResult(403, "Forbidden", line_id=line_id, failure="foreign AOR")
+            return RegisterResult(
+                403, "Forbidden", line_id=line_id, failure="foreign AOR", target=line_id
+            )
         aor = str(req.to.uri)
         bindings = self._bindings.setdefault(line_id, {})
         self._purge(line_id, now)

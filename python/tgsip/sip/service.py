@@ -186,7 +186,8 @@ class SipService:
         self._accepted: OrderedDict[tuple[str, str], tuple[int, Peer]] = OrderedDict()
         self._failure_keys: OrderedDict[tuple[str, ...], None] = OrderedDict()
         self._line_listeners: list[Callable[[LineStatus], None]] = []
-        self._ban_listeners: list[Callable[[Ban], None]] = []
+        self._ban_listeners: list[Callable[[Ban, int | None], None]] = []
+        self._targets: OrderedDict[str, int] = OrderedDict()
         self._last: dict[int, tuple[object, ...]] = {}
         self._housekeeping: asyncio.Task[None] | None = None
         self._hk_wake = asyncio.Event()
@@ -360,8 +361,9 @@ class SipService:
         """``cb(status)`` on every change of a line's registration/binding state."""
         self._line_listeners.append(cb)
 
-    def add_ban_listener(self, cb: Callable[[Ban], None]) -> None:
-        """``cb(ban)`` when a source IP gets banned."""
+    def add_ban_listener(self, cb: Callable[[Ban, int | None], None]) -> None:
+        """``cb(ban, line_id)`` once when a source IP gets banned; ``line_id`` is the line its
+        last failed attempt claimed (whose administrator to notify), or None (unknown)."""
         self._ban_listeners.append(cb)
 
     def _notify(self, line_id: int) -> None:
@@ -405,14 +407,14 @@ class SipService:
         if request.method == "REGISTER":
             res = self.registrar.register(request, source, now)
             if res.failure:
-                self._failure(request, source.host, res.failure)
+                self._failure(request, source.host, res.failure, res.target)
             if res.changed is not None:
                 self._hk_wake.set()  # a new expiry to watch
                 self._notify(res.changed)
             return Reply(res.status, res.reason, res.headers)
         m = self.table.match(request, source, now)
         if m.failure:
-            self._failure(request, source.host, m.failure)
+            self._failure(request, source.host, m.failure, m.target)
         if m.accepted:
             assert m.line_id is not None
             if request.method == "INVITE":
@@ -425,8 +427,11 @@ class SipService:
             return Reply(m.status, m.reason, m.headers)
         return FORBIDDEN
 
-    def _failure(self, request: Request, ip: str, reason: str) -> None:
-        """Count one failure per request (UDP retransmissions are not counted again)."""
+    def _failure(self, request: Request, ip: str, reason: str, target: int | None = None) -> None:
+        """Count one failure per request (UDP retransmissions are not counted again).
+
+        ``target`` is the line the request claimed; the last one per IP goes with the ban.
+        """
         if self.table.is_trusted(ip):
             return
         key: tuple[str, ...]
@@ -440,6 +445,11 @@ class SipService:
         while len(self._failure_keys) > 4096:
             self._failure_keys.popitem(last=False)
         self.stats["failures"] += 1
+        if target is not None:
+            self._targets[ip] = target
+            self._targets.move_to_end(ip)
+            while len(self._targets) > 4096:
+                self._targets.popitem(last=False)
         try:
             ban = self.bans.record_failure(ip, self.clock(), reason)
         except ValueError:
@@ -448,9 +458,10 @@ class SipService:
         if ban is not None:
             self.stats["bans"] += 1
             log.warning("banned %s until %.0f (ban #%d: %s)", ban.ip, ban.until, ban.count, reason)
+            line_id = self._targets.pop(ip, None)
             for cb in self._ban_listeners:
                 try:
-                    cb(ban)
+                    cb(ban, line_id)
                 except Exception:
                     log.exception("ban listener failed")
 
