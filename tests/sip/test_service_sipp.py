@@ -163,6 +163,7 @@ async def sipp(
     tcp: bool = False,
     timeout: float = 5.0,
     recv_timeout_ms: int | None = None,
+    rate: int = 50,
 ) -> tuple[int, int, int]:
     """Run a SIPp scenario file in ``d``; returns (rc, successful, failed)."""
     for old in d.glob("*_screen.log"):
@@ -170,13 +171,13 @@ async def sipp(
     sock = socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM
     args = ["-sf", scenario, f"127.0.0.1:{port}", "-i", ip, "-p", str(free_port(sock))]
     args += ["-s", service_user, "-au", service_user, "-ap", password]
-    args += ["-m", str(calls), "-r", "50", "-timeout", f"{timeout}s", "-timeout_error"]
+    args += ["-m", str(calls), "-r", str(rate), "-timeout", f"{timeout}s", "-timeout_error"]
     args += ["-nostdin", "-trace_screen", "-trace_err", "-mi", ip]
     if tcp:
         args += ["-t", "t1"]
     if recv_timeout_ms is not None:  # a call without an answer fails, SIPp goes on
         args += ["-recv_timeout", str(recv_timeout_ms)]
-    rc = await run_sipp(args, d, timeout + 10)
+    rc = await run_sipp(args, d, timeout + 20)
     ok, failed = screen_counts(d)
     return rc, ok, failed
 
@@ -322,5 +323,41 @@ def test_ip_ip_trunks_by_address_and_field_value(tmp_path: Path) -> None:
             assert target.headers == (("X-Trunk", "b"),)
             assert target.peer == Peer("UDP", "127.0.0.1", 5060)
             assert target.request_uri == "sip:200@127.0.0.1"
+
+    asyncio.run(main())
+
+
+def test_register_flood_is_rate_limited_then_banned(tmp_path: Path) -> None:
+    """Unauthenticated REGISTERs (each answered with a challenge) from one source: beyond the
+    rate the source gets nothing, and each second of flooding counts towards a ban."""
+    (tmp_path / "reg.xml").write_text(REG_AUTH_XML)
+    (tmp_path / "reg_probe.xml").write_text(
+        REG_AUTH_XML[: REG_AUTH_XML.index("  <send", 300)] + "</scenario>\n"
+    )
+
+    async def main() -> None:
+        async with service(
+            tmp_path, [pbx_line()], rate_limit=(20.0, 20.0), ban_options={"threshold": 2}
+        ) as (svc, _):
+            port = svc.ports["UDP"]
+            _rc, ok, failed = await sipp(
+                tmp_path,
+                "reg_probe.xml",
+                port,
+                ip="127.0.0.8",
+                calls=600,
+                rate=300,
+                recv_timeout_ms=1000,
+            )
+            assert 20 <= ok < 300  # the burst and the refill get their 401, the rest nothing
+            assert failed == 600 - ok
+            assert svc.stats["rate_limited"] > 0
+            assert svc.bans.is_banned("127.0.0.8", time.time())
+            # a PBX that registered is not limited: a burst from it all succeeds
+            assert (await sipp(tmp_path, "reg.xml", port, ip="127.0.0.9"))[1] == 1
+            rc, ok, failed = await sipp(
+                tmp_path, "reg.xml", port, ip="127.0.0.9", calls=100, rate=300
+            )
+            assert (rc, ok, failed) == (0, 100, 0)
 
     asyncio.run(main())

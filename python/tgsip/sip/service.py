@@ -46,6 +46,7 @@ from tgsip.sip.headers import quote
 from tgsip.sip.lines import LineTable, field_header
 from tgsip.sip.message import Request, SipParseError, new_branch, new_request
 from tgsip.sip.policy import FORBIDDEN, Accept, Reply
+from tgsip.sip.ratelimit import RateLimiter
 from tgsip.sip.registrar import Binding, Registrar
 from tgsip.sip.registration import (
     Registration,
@@ -125,7 +126,8 @@ class SipService:
     ``ban_options`` are passed to :class:`tgsip.sip.bans.BanList`. ``registrar_algorithms``
     is the digest challenge order for PBX → gateway lines: SHA-256 first follows RFC 8760, but
     clients that answer only the topmost challenge and know only MD5 (SIPp 3.6, measured)
-    then fail; ``("MD5", "SHA-256")`` serves both kinds.
+    then fail; ``("MD5", "SHA-256")`` serves both kinds. ``rate_limit`` is ``(requests per
+    second, burst)`` per untrusted source (:class:`tgsip.sip.ratelimit.RateLimiter`).
     """
 
     def __init__(
@@ -146,6 +148,7 @@ class SipService:
         registration_backoff: tuple[float, float] = (5.0, 600.0),
         registrar_expires: tuple[int, int] = (60, 600),
         registrar_algorithms: tuple[str, ...] = ("SHA-256", "MD5"),
+        rate_limit: tuple[float, float] | None = (50.0, 200.0),
         timers: Timers | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -181,7 +184,14 @@ class SipService:
         self.registration_expires = registration_expires
         self.registration_backoff = registration_backoff
         self.on_invite: OnInvite | None = None
-        self.stats: dict[str, int] = {"dropped_banned": 0, "failures": 0, "bans": 0}
+        self.stats: dict[str, int] = {
+            "dropped_banned": 0,
+            "rate_limited": 0,
+            "failures": 0,
+            "bans": 0,
+        }
+        self.limiter = RateLimiter(*rate_limit) if rate_limit is not None else None
+        """Per-source request rate limit (None: off)."""
         self._registrations: dict[int, RegistrationClient] = {}
         self._accepted: OrderedDict[tuple[str, str], tuple[int, Peer]] = OrderedDict()
         self._failure_keys: OrderedDict[tuple[str, ...], None] = OrderedDict()
@@ -386,12 +396,27 @@ class SipService:
     # -- policy (tgsip.sip.policy.RequestPolicy) ------------------------------------------
 
     def admit(self, request: Request, source: Peer) -> bool:
-        """Drop banned and unknown sources silently (counting the unknown ones)."""
+        """Drop banned, flooding and unknown sources silently (counting the unknown ones).
+
+        Configured peers are never limited; nor are sources with a registrar binding (an
+        authenticated PBX). Others above the request rate are dropped, and each second of
+        flooding counts one failure towards a ban.
+        """
         ip = source.host
         if self.table.is_trusted(ip):
             return True
-        if self.bans.is_banned(ip, self.clock()):
+        now = self.clock()
+        if self.bans.is_banned(ip, now):
             self.stats["dropped_banned"] += 1
+            return False
+        limiter = self.limiter
+        if (
+            limiter is not None
+            and not limiter.allow(ip, now)
+            and self.registrar.line_bound_from(ip) is None
+        ):
+            self.stats["rate_limited"] += 1
+            self._count_once((ip, "flood", str(int(now))), ip, "request flood")
             return False
         if request.method == "REGISTER":
             ok = self.registrar.serves(ip)
@@ -439,6 +464,12 @@ class SipService:
             key = (ip, request.call_id, str(request.cseq.number), request.method)
         except (SipParseError, ValueError):
             key = (ip, str(id(request)))
+        self._count_once(key, ip, reason, target)
+
+    def _count_once(
+        self, key: tuple[str, ...], ip: str, reason: str, target: int | None = None
+    ) -> None:
+        """Record a failure of ``ip`` unless ``key`` was already counted (bounded memory)."""
         if key in self._failure_keys:
             return
         self._failure_keys[key] = None
