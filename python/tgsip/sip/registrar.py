@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from tgsip.config.lines import LineKind, SipLine
 from tgsip.sip.auth import AuthResult, DigestServer, compute_ha1
-from tgsip.sip.headers import HeaderError, parse_auth
+from tgsip.sip.headers import AuthHeader, HeaderError, parse_auth
 from tgsip.sip.message import Request, SipParseError
 from tgsip.sip.transaction import Peer
 from tgsip.sip.uri import UriError, parse_uri
@@ -100,7 +100,7 @@ class RegisterResult:
     """On failure: the line the attempt claimed, to notify its administrator."""
 
 
-def _uri_matches(authorization: str, req: Request) -> bool:
+def _uri_matches(authorization: AuthHeader, req: Request) -> bool:
     """The digest-uri must name the Request-URI (RFC 3261 §22.4 item 5, RFC 7616 §3.4.6).
 
     Accepted: the exact Request-URI, or a SIP URI with the same host and port and either no
@@ -108,7 +108,7 @@ def _uri_matches(authorization: str, req: Request) -> bool:
     The nonce-count check still stops replays of the same credentials.
     """
     try:
-        duri = parse_auth(authorization).get("uri")
+        duri = authorization.get("uri")
         if duri is None:
             return False
         if duri == req.uri:
@@ -248,9 +248,13 @@ class Registrar:
         value = req.get("Authorization")
         if value is None:
             return AuthCheck(None, 401, "Unauthorized", self.challenge_headers(now))
-        if not _uri_matches(value, req):
+        try:
+            parsed = parse_auth(value)
+        except HeaderError:
+            return AuthCheck(None, 403, "Forbidden", failure="auth failed: malformed credentials")
+        if not _uri_matches(parsed, req):
             return AuthCheck(None, 403, "Forbidden", failure="auth failed: digest-uri mismatch")
-        verdict = self.digest.verify(value, req.method, now, self._ha1)
+        verdict = self.digest.verify(parsed, req.method, now, self._ha1)
         if verdict.result is AuthResult.STALE:
             return AuthCheck(None, 401, "Unauthorized", self.challenge_headers(now, stale=True))
         claimed = self._by_login.get(verdict.username or "")
