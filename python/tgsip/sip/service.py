@@ -224,7 +224,7 @@ class SipService:
 
     async def stop(self, *, unregister: bool = True) -> None:
         """Unregister every gateway → PBX line (bounded), close the transports and the ban
-        database."""
+        database. A stopped service is not started again: make a new one (bans persist)."""
         await asyncio.gather(*(c.stop(unregister=unregister) for c in self._registrations.values()))
         self._registrations.clear()
         if self._housekeeping is not None:
