@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.sip.test_sipp import free_port, run_sipp, screen_counts
-from tgsip.config.lines import LineKind, SipLine
+from tgsip.config.lines import LineKind, SipLine, Transport
 from tgsip.sip.message import Request
 from tgsip.sip.registration import RegistrationStatus, RegState
 from tgsip.sip.service import SipService
@@ -42,6 +42,7 @@ debug=2
 log_stderror=yes
 children=2
 listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
 alias="127.0.0.1:{port}"
 mpath="{modules}/"
 loadmodule "kex.so"
@@ -170,7 +171,7 @@ UAC_RR = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 def kamailio(d: Path, algorithm: str) -> Iterator[int]:
     """Start Kamailio on a free UDP port; yields the port; stops it (bounded)."""
     assert KAMAILIO is not None
-    port = free_port()
+    port = _free_udp_and_tcp_port()
     cfg = d / "kamailio.cfg"
     cfg.write_text(CFG.format(port=port, modules=MODULES, algorithm=algorithm))
     check = subprocess.run(
@@ -197,6 +198,19 @@ def kamailio(d: Path, algorithm: str) -> Iterator[int]:
         log.close()
 
 
+def _free_udp_and_tcp_port() -> int:
+    """A port number free for both UDP and TCP on 127.0.0.1 (at most 50 tries)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no port free for both UDP and TCP")
+
+
 def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
     """Poll with OPTIONS until Kamailio answers: at most 100 tries of 0.1 s."""
     ping = (
@@ -220,14 +234,18 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError("kamailio did not answer within 10 s")
 
 
-@pytest.mark.parametrize("algorithm", ["MD5", "SHA-256"])
+@pytest.mark.parametrize(
+    ("algorithm", "transport"),
+    [("MD5", Transport.UDP), ("SHA-256", Transport.TCP)],
+    ids=["md5-udp", "sha256-tcp"],
+)
 def test_line_registers_refreshes_and_receives_a_call_via_kamailio(
-    tmp_path: Path, algorithm: str
+    tmp_path: Path, algorithm: str, transport: Transport
 ) -> None:
     (tmp_path / "uac_rr.xml").write_text(UAC_RR)
 
     async def main(kport: int) -> None:
-        svc = SipService("127.0.0.1", udp_port=0, tcp_port=None)
+        svc = SipService("127.0.0.1", udp_port=0, tcp_port=0)
         invites: list[tuple[int, Request, Peer]] = []
         svc.on_invite = lambda line_id, req, src: invites.append((line_id, req, src))
         states: list[RegState] = []
@@ -241,6 +259,7 @@ def test_line_registers_refreshes_and_receives_a_call_via_kamailio(
                 login="alice",
                 password="s3cret-kam",
                 domain=f"127.0.0.1:{kport}",
+                transport=transport,
             )
             await svc.set_lines([line])
             reg = svc.registration(42)
@@ -265,6 +284,7 @@ def test_line_registers_refreshes_and_receives_a_call_via_kamailio(
             assert rc == 0
             assert [i[0] for i in invites] == [42]
             assert invites[0][1].request_uri.user == reg.contact_user
+            assert invites[0][2].transport == transport.value.upper()
             # deleting the line unregisters: Kamailio then has no binding for alice
             await svc.remove_line(42)
             assert reg.done
