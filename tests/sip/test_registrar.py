@@ -42,8 +42,8 @@ def register(
         extra.append(("Expires", str(expires)))
     if auth is not None:
         extra.append(("Authorization", auth))
-    if contact == "*":
-        extra.append(("Contact", "*"))
+    if contact is not None and (contact == "*" or ", <" in contact):  # raw header value
+        extra.append(("Contact", contact))
         contact = None
     req = new_request(
         "REGISTER",
@@ -236,3 +236,14 @@ def test_invite_authentication_from_bound_source() -> None:
     inv.add("Authorization", auth)
     assert reg.authenticate(inv, PBX, 1.0).line_id == 7
     assert reg.authenticate(inv, Peer("UDP", "203.0.113.9", 5060), 1.0).status == 403
+
+
+def test_register_is_all_or_nothing() -> None:
+    reg = Registrar(SECRET, "tgsip", min_expires=60)
+    reg.set_line(line())
+    pbx = Pbx(reg)
+    assert pbx.send(0.0, contact="<sip:a@192.0.2.10>;expires=120").status == 200
+    # removes a and adds b with a too brief interval: 423, and a is still bound
+    res = pbx.send(1.0, contact="<sip:a@192.0.2.10>;expires=0, <sip:b@192.0.2.10>;expires=5")
+    assert res.status == 423
+    assert [b.contact for b in reg.bindings(7, 1.0)] == ["sip:a@192.0.2.10"]

@@ -298,10 +298,9 @@ class Registrar:
                 403, "Forbidden", line_id=line_id, failure="foreign AOR", target=line_id
             )
         aor = str(req.to.uri)
-        bindings = self._bindings.setdefault(line_id, {})
         self._purge(line_id, now)
-        before = set(bindings)
-        self._sources = None
+        before = self._bindings.get(line_id, {})
+        bindings = dict(before)  # all or nothing (RFC 3261 §10.3 step 6)
         if contacts is None:  # Contact: *
             if expires_hdr != 0:
                 return RegisterResult(400, "Invalid Contact * without Expires: 0", line_id=line_id)
@@ -331,14 +330,16 @@ class Registrar:
                 bindings[key] = Binding(
                     line_id, aor, key, source, now + exp, call_id, cseq, now, ua
                 )
+        if bindings:
+            self._bindings[line_id] = bindings
+        else:
+            self._bindings.pop(line_id, None)
+        self._sources = None
         headers = tuple(
             ("Contact", f"<{b.contact}>;expires={b.remaining(now)}")
             for b in sorted(bindings.values(), key=lambda b: b.registered_at)
         )
-        if not bindings:
-            del self._bindings[line_id]
-        self._sources = None
-        changed = line_id if set(bindings) != before or contacts else None
+        changed = line_id if set(bindings) != set(before) or contacts else None
         return RegisterResult(200, "OK", headers, line_id=line_id, changed=changed)
 
     # -- state ---------------------------------------------------------------------------
