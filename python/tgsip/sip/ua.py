@@ -34,6 +34,7 @@ from tgsip.sip.message import (
     new_request,
     new_tag,
 )
+from tgsip.sip.policy import Reply, RequestPolicy
 from tgsip.sip.sdp import OfferAnswerError, answer_offer, build_offer, parse_sdp
 from tgsip.sip.transaction import (
     INF,
@@ -158,6 +159,8 @@ class UserAgent:
         """When set, REGISTER must pass this digest challenge (server, HA1 lookup)."""
         self.on_invite: Callable[[Request], None] | None = None
         """Called with each new (out-of-dialog) INVITE after the 180 is sent."""
+        self.request_policy: RequestPolicy | None = None
+        """When set, screens every incoming request (:mod:`tgsip.sip.policy`)."""
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -250,8 +253,12 @@ class UserAgent:
     def _on_message(self, msg: Request | Response, peer: Peer) -> None:
         now = self._now()
         try:
-            if isinstance(msg, Request) and msg.method != "ACK":
-                peer = response_peer(msg, peer)
+            if isinstance(msg, Request):
+                if msg.method != "ACK":
+                    peer = response_peer(msg, peer)
+                if self.request_policy is not None and not self.request_policy.admit(msg, peer):
+                    self.stats["dropped"] = self.stats.get("dropped", 0) + 1
+                    return
             acts = self.layer.receive(msg, peer, now)
             self._run(acts)
         except (SipParseError, ValueError) as exc:
@@ -299,6 +306,11 @@ class UserAgent:
 
     def _on_request(self, txn: Transaction | None, req: Request, peer: Peer) -> None:
         m = req.method
+        if self.request_policy is not None and m not in ("ACK", "CANCEL") and req.to.tag is None:
+            verdict = self.request_policy.decide(req, peer)
+            if isinstance(verdict, Reply):
+                self._respond(txn, req, verdict.status, verdict.reason, new_tag(), verdict.headers)
+                return
         if m == "ACK":
             call = self.calls.get(Dialog.key_of(req, incoming=True))
             if call is not None and call.retransmitter is not None:
