@@ -135,6 +135,8 @@ class BotApiServer:
         self._hooks: dict[int, Webhook] = {}
         self._chats: dict[tuple[int, int], ChatExtras] = {}
         self._files: dict[str, StoredFile] = {}
+        self._closing = asyncio.Event()
+        """Set by stop(): pending long polls return at once instead of running out."""
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host``:``port`` (0 picks one); returns the bound port."""
@@ -148,6 +150,7 @@ class BotApiServer:
         return int(addresses[0][1]) if addresses else port
 
     async def stop(self) -> None:
+        self._closing.set()
         for bot_id in list(self._hooks):
             await self._drop_hook(bot_id)
         if self._runner is not None:
@@ -378,12 +381,17 @@ class BotApiServer:
             changed = self.sandbox.changed(bot.id)
             items = world.bot_updates_since(bot.id, since, limit)
             remaining = deadline - loop.time()
-            if items or remaining <= 0:
+            if items or remaining <= 0 or self._closing.is_set():
                 break
-            try:
-                await asyncio.wait_for(changed.wait(), remaining)
-            except TimeoutError:
-                continue
+            waiters = {
+                asyncio.ensure_future(changed.wait()),
+                asyncio.ensure_future(self._closing.wait()),
+            }
+            _, pending = await asyncio.wait(
+                waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in pending:
+                waiter.cancel()
         return [self._update_json(item, bot) for item in items]
 
     def _update_json(self, item: Message | CallbackQuery, bot: User) -> dict[str, Any]:

@@ -9,4 +9,4 @@ from tgsip.bot.routers import connect, lines, menu, session
 
 def routers() -> list[Router]:
     """Feature routers; the menu router (with the catch-all) comes last."""
-    return [connect.router, session.router, lines.router, menu.router]
+    return [m.router.build() for m in (connect, session, lines, menu)]

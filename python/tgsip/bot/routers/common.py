@@ -4,7 +4,10 @@ menu message in place."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -13,6 +16,38 @@ from tgsip.bot.access import REFUSAL, Access
 from tgsip.config.lines import SipLine
 from tgsip.config.sessions import SessionRecord
 from tgsip.storage import ConfigStore
+
+_H = TypeVar("_H", bound=Callable[..., Any])
+
+
+class FeatureRouter:
+    """Collects a feature's handlers at import time; :meth:`build` makes a fresh aiogram
+    Router with them (a Router can join only one Dispatcher, and tests build several)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._handlers: list[tuple[str, tuple[Any, ...], Callable[..., Any]]] = []
+
+    def _collect(self, observer: str, filters: tuple[Any, ...]) -> Callable[[_H], _H]:
+        def register(handler: _H) -> _H:
+            self._handlers.append((observer, filters, handler))
+            return handler
+
+        return register
+
+    def message(self, *filters: Any) -> Callable[[_H], _H]:
+        return self._collect("message", filters)
+
+    def callback_query(self, *filters: Any) -> Callable[[_H], _H]:
+        return self._collect("callback_query", filters)
+
+    def build(self) -> Router:
+        router = Router(name=self.name)
+        # Stacked decorators register bottom-up; keep the source order of the functions.
+        for observer, filters, handler in self._handlers:
+            getattr(router, observer).register(handler, *filters)
+        return router
+
 
 GONE = "This session no longer exists."
 LINE_GONE = "This SIP line no longer exists."

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from aiogram import F, Router
+from aiogram import F
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyKeyboardRemove
 from aiogram.utils.callback_answer import CallbackAnswer
@@ -17,7 +17,7 @@ from tgsip.bot import keyboards
 from tgsip.bot.access import NOT_OPERATOR, Access
 from tgsip.bot.callbacks import KeypadCb, KeypadKey, MenuAction, MenuCb, RecommendCb, StorageCb
 from tgsip.bot.labels import CONNECT_ADVICE
-from tgsip.bot.routers.common import owned_session, refuse, show
+from tgsip.bot.routers.common import FeatureRouter, owned_session, refuse, show
 from tgsip.bot.services import (
     CodeSentStep,
     ConnectedStep,
@@ -32,7 +32,7 @@ from tgsip.config.sessions import StorageKind
 from tgsip.storage import ConfigStore
 
 log = logging.getLogger(__name__)
-router = Router(name=__name__)
+router = FeatureRouter(__name__)
 
 MAX_CODE_DIGITS = 12
 _PHONE = re.compile(r"^\+?\d{6,15}$")

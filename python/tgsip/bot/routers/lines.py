@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from aiogram import F, Router
+from aiogram import F
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -27,7 +27,7 @@ from tgsip.bot.callbacks import (
     SessionCb,
 )
 from tgsip.bot.labels import label
-from tgsip.bot.routers.common import owned_line, owned_session, refuse, show
+from tgsip.bot.routers.common import FeatureRouter, owned_line, owned_session, refuse, show
 from tgsip.bot.services import LineStateProvider
 from tgsip.bot.states import EditLine
 from tgsip.calls.callerid import NAME_FIELDS, PHONE_FIELDS, TemplateError, parse_templates
@@ -53,7 +53,7 @@ from tgsip.config.lines import (
 )
 from tgsip.storage import ConfigStore
 
-router = Router(name=__name__)
+router = FeatureRouter(__name__)
 
 _NEW = {
     LineKind.PBX_TO_GATEWAY: new_pbx_to_gateway,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import F
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyKeyboardRemove
@@ -11,12 +11,12 @@ from tgsip.bot import keyboards, texts
 from tgsip.bot.access import NOT_OPERATOR, Access
 from tgsip.bot.callbacks import MenuAction, MenuCb
 from tgsip.bot.labels import HELP_TEXT, PRODUCT
-from tgsip.bot.routers.common import show
+from tgsip.bot.routers.common import FeatureRouter, show
 from tgsip.bot.services import SessionService
 from tgsip.config.sessions import SessionRecord
 from tgsip.storage import ConfigStore
 
-router = Router(name=__name__)
+router = FeatureRouter(__name__)
 
 
 async def visible_sessions(store: ConfigStore, access: Access, user_id: int) -> list[SessionRecord]:

@@ -8,7 +8,7 @@ import re
 import string
 
 import msgspec
-from aiogram import Bot, F, Router
+from aiogram import Bot, F
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyKeyboardRemove
@@ -26,14 +26,14 @@ from tgsip.bot.callbacks import (
     ToggleCb,
 )
 from tgsip.bot.labels import PRODUCT, label
-from tgsip.bot.routers.common import owned_session, refuse, show
+from tgsip.bot.routers.common import FeatureRouter, owned_session, refuse, show
 from tgsip.bot.routers.connect import UNAVAILABLE, recommended_view
 from tgsip.bot.services import Clock, SessionService
 from tgsip.bot.states import AssignAdmin, EditSession
 from tgsip.config.sessions import SessionRecord, SessionSettings
 from tgsip.storage import ConfigStore
 
-router = Router(name=__name__)
+router = FeatureRouter(__name__)
 
 CONFIRM_TTL_S = 300
 """A confirmation that hands a session to another user expires after 5 minutes."""
