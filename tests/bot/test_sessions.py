@@ -79,7 +79,8 @@ async def test_toggles_and_message_processing(harness: Harness) -> None:
     stored = await h.store.get_session(rec.id)
     assert stored is not None
     s = stored.settings
-    assert s.messages_processing and s.callback
+    assert s.messages_processing
+    assert s.callback
     assert (s.inline_bot_enabled, s.inline_bot, s.inline_query) == (
         True,
         "helpdesk_bot",
