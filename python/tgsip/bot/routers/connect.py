@@ -189,7 +189,13 @@ async def _after_step(
         login_flows.finish(uid)
         await state.clear()
         rec = step.session
-        await message.answer(f"✅ Connected: session {keyboards.session_title(rec)}.")
+        done = f"✅ Connected: session {keyboards.session_title(rec)}."
+        if getattr(step, "password_removed", False):
+            done += (
+                "\nThe account's two-step verification password was removed by the recovery: "
+                "set a new one from another device."
+            )
+        await message.answer(done)
         if sessions is not None:
             text, markup = await recommended_view(sessions, rec.id)
             await message.answer(text, reply_markup=markup)
