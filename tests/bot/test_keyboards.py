@@ -141,3 +141,6 @@ def test_reply_keyboards_request_contact_and_users() -> None:
     request = picker.keyboard[0][0].request_users
     assert request is not None
     assert (request.request_id, request.user_is_bot, request.max_quantity) == (12, False, 1)
+    bots = keyboards.select_bot(13).keyboard[0][0].request_users
+    assert bots is not None
+    assert (bots.request_id, bots.user_is_bot, bots.request_username) == (13, True, True)

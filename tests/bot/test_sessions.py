@@ -58,12 +58,28 @@ async def test_toggles_and_message_processing(harness: Harness) -> None:
     assert refused.show_alert
 
     await chat.press(chat.current(menu), "Select bot")
-    prompt = await chat.wait_for(lambda m: "username of your inline bot" in m.text)
-    assert "Cancel" in chat.buttons(prompt)
+    await chat.wait_for(lambda m: "Choose your inline bot" in m.text)
+    keyboard = h.alice.reply_keyboard(h.bot_user)
+    assert keyboard is not None
+    assert keyboard[0][0]["request_users"]["user_is_bot"] is True
     wrong = await chat.send("notabotname", "❌")
     assert "The old value is kept: —" in wrong.text
-    saved = await chat.send("@helpdesk_bot", "Saved.")
+    # A command wins over the pending input; the value stays as it was.
+    await chat.send("/cancel", "Cancelled.")
+    stored = await h.store.get_session(rec.id)
+    assert stored is not None
+    assert stored.settings.inline_bot == ""
+    await chat.press(chat.current(menu), "Select bot")
+    await chat.wait_for(lambda m: "Choose your inline bot" in m.text)
+    saved = await chat.send("@other_helper_bot", "Saved.")
+    assert "Select bot: @other_helper_bot" in chat.buttons(saved)
+    # The picker: the administrator chooses a bot instead of typing it.
+    helper = h.sandbox.create_bot("helpdesk_bot", "Helpdesk")
+    await chat.press(saved, "Select bot")
+    await chat.wait_for(lambda m: "Choose your inline bot" in m.text)
+    saved = await chat.share_users(rec.id, [helper], "Saved.")
     assert "Select bot: @helpdesk_bot" in chat.buttons(saved)
+    assert h.alice.reply_keyboard(h.bot_user) is None
     await chat.press(saved, "⬜ Inline bot")
     await chat.press(chat.current(saved), "Inline query")
     await chat.wait_for(lambda m: "inline query format" in m.text)
@@ -90,7 +106,7 @@ async def test_toggles_and_message_processing(harness: Harness) -> None:
 
     # Clearing the inline bot switches it off.
     await chat.press(chat.current(saved), "Select bot")
-    await chat.wait_for(lambda m: "username of your inline bot" in m.text)
+    await chat.wait_for(lambda m: "Choose your inline bot" in m.text)
     cleared = await chat.send("-", "Saved.")
     assert "⬜ Inline bot" in chat.buttons(cleared)
     stored = await h.store.get_session(rec.id)

@@ -229,6 +229,18 @@ def select_user(request_id: int) -> ReplyKeyboardMarkup:
     )
 
 
+def select_bot(request_id: int) -> ReplyKeyboardMarkup:
+    """Reply keyboard with the bot picker (KeyboardButtonRequestUsers for bots)."""
+    request = KeyboardButtonRequestUsers(
+        request_id=request_id, user_is_bot=True, max_quantity=1, request_username=True
+    )
+    return ReplyKeyboardMarkup(
+        keyboard=[[KeyboardButton(text=f"🤖 {label('SELECT_BOT')}", request_users=request)]],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
 def assign_confirm(sid: int, uid: int, issued: int) -> InlineKeyboardMarkup:
     return _markup(
         [[

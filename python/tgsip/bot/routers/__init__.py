@@ -8,5 +8,6 @@ from tgsip.bot.routers import connect, lines, menu, session
 
 
 def routers() -> list[Router]:
-    """Feature routers; the menu router (with the catch-all) comes last."""
-    return [m.router.build() for m in (connect, session, lines, menu)]
+    """Feature routers: commands first (they win over any pending input), the catch-all last."""
+    features = [m.router.build() for m in (menu, connect, session, lines)]
+    return [*features, menu.fallback.build()]

@@ -12,11 +12,15 @@ from tgsip.bot.access import NOT_OPERATOR, Access
 from tgsip.bot.callbacks import MenuAction, MenuCb
 from tgsip.bot.labels import HELP_TEXT, PRODUCT
 from tgsip.bot.routers.common import FeatureRouter, show
+from tgsip.bot.routers.connect import LoginFlows
 from tgsip.bot.services import SessionService
 from tgsip.config.sessions import SessionRecord
 from tgsip.storage import ConfigStore
 
 router = FeatureRouter(__name__)
+"""Commands and menu buttons: included first, so a command always wins over a pending input."""
+fallback = FeatureRouter(__name__ + ".fallback")
+"""The catch-all for messages nothing else wanted: included last."""
 
 
 async def visible_sessions(store: ConfigStore, access: Access, user_id: int) -> list[SessionRecord]:
@@ -43,10 +47,12 @@ async def on_gateway(
     store: ConfigStore,
     access: Access,
     sessions: SessionService | None,
+    login_flows: LoginFlows,
 ) -> None:
     if message.from_user is None:
         return
     await state.clear()
+    await login_flows.drop(message.from_user.id)
     text, markup = await session_list(store, access, sessions, message.from_user.id)
     if message.text and message.text.startswith("/start"):
         text = f"Welcome to the {PRODUCT} gateway.\n\n{text}"
@@ -59,8 +65,9 @@ async def on_help(message: Message) -> None:
 
 
 @router.message(Command("cancel"))
-async def on_cancel(message: Message, state: FSMContext) -> None:
+async def on_cancel(message: Message, state: FSMContext, login_flows: LoginFlows) -> None:
     await state.clear()
+    await login_flows.drop(message.chat.id)
     await message.answer("Cancelled.", reply_markup=ReplyKeyboardRemove())
 
 
@@ -83,11 +90,14 @@ async def on_help_button(query: CallbackQuery) -> None:
 
 
 @router.callback_query(MenuCb.filter(F.action == MenuAction.CANCEL))
-async def on_cancel_button(query: CallbackQuery, state: FSMContext) -> None:
+async def on_cancel_button(
+    query: CallbackQuery, state: FSMContext, login_flows: LoginFlows
+) -> None:
     await state.clear()
+    await login_flows.drop(query.from_user.id)
     await show(query, "Cancelled. /gateway shows your sessions.", None)
 
 
-@router.message()
+@fallback.message()
 async def on_anything_else(message: Message) -> None:
     await message.answer("Send /gateway to see your sessions, or /help.")

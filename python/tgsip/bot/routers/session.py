@@ -11,7 +11,13 @@ import msgspec
 from aiogram import Bot, F
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyKeyboardRemove
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from tgsip.bot import keyboards, texts
@@ -151,8 +157,9 @@ async def on_toggle(
 
 
 _PROMPTS = {
-    SessionText.INLINE_BOT: "Send the username of your inline bot (e.g. @helpdesk_bot), or - to "
-    "remove it. It receives the messages the gateway does not turn into calls.",
+    SessionText.INLINE_BOT: "Choose your inline bot with the button below or send its username "
+    "(e.g. @helpdesk_bot); - removes it, /cancel keeps it. It receives the messages the "
+    "gateway does not turn into calls.",
     SessionText.INLINE_QUERY: "Send the inline query format (at most 256 characters). "
     "Placeholders: {text} {userid} {username} {phone} {name}.",
     SessionText.AUTOREPLY: "Send the autoreply text, or - to remove it. Placeholders: "
@@ -177,8 +184,11 @@ async def on_edit_text(
     await state.set_state(EditSession.value)
     await state.update_data(sid=rec.id, field=callback_data.field.value)
     if query.message is not None:
+        markup: InlineKeyboardMarkup | ReplyKeyboardMarkup = keyboards.cancel()
+        if callback_data.field is SessionText.INLINE_BOT:
+            markup = keyboards.select_bot(rec.id)
         await query.message.answer(
-            f"{_PROMPTS[callback_data.field]}\nCurrent: {current}", reply_markup=keyboards.cancel()
+            f"{_PROMPTS[callback_data.field]}\nCurrent: {current}", reply_markup=markup
         )
 
 
@@ -233,8 +243,12 @@ async def on_session_value(
         await message.answer(why)
         return
     field = SessionText(data["field"])
+    text = message.text or ""
+    shared = message.users_shared
+    if shared is not None and field is SessionText.INLINE_BOT and shared.request_id == rec.id:
+        text = next((u.username for u in shared.users if u.username), "") or "(no username)"
     try:
-        settings = parse_session_text(field, message.text or "", rec.settings)
+        settings = parse_session_text(field, text, rec.settings)
     except _Invalid as exc:
         old = str(getattr(rec.settings, field.value)) or "—"
         await message.answer(
@@ -245,6 +259,9 @@ async def on_session_value(
     rec = msgspec.structs.replace(rec, settings=settings)
     await store.update_session(rec)
     await state.clear()
+    if field is SessionText.INLINE_BOT:
+        chosen = f"@{settings.inline_bot}" if settings.inline_bot else "none"
+        await message.answer(f"Inline bot: {chosen}.", reply_markup=ReplyKeyboardRemove())
     await message.answer(
         f"Saved.\n\n{messages_text(rec)}", reply_markup=keyboards.messages_menu(rec)
     )
