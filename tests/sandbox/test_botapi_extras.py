@@ -3,6 +3,10 @@ conflicts; driven by unmodified aiogram and scripted users."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from typing import Any
+
 import aiohttp
 import pytest
 from aiogram import Bot
@@ -16,8 +20,11 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
 )
+from aiohttp import web
 
 from tgsip.sandbox import Sandbox, WorldError
+
+from .conftest import TIMEOUT
 
 
 async def _bot(sandbox: Sandbox, name: str) -> tuple[Bot, int, str]:
@@ -123,4 +130,54 @@ async def test_reply_keyboards_contact_and_user_pickers(sandbox: Sandbox) -> Non
         assert await bot.delete_webhook()
         assert await bot.get_updates(timeout=0) is not None
     finally:
+        await bot.session.close()
+
+
+async def test_webhook_delivers_in_order_and_runs_the_method_in_the_response(
+    sandbox: Sandbox,
+) -> None:
+    bot, bot_id, _ = await _bot(sandbox, "hook_bot")
+    cara = sandbox.create_user("15559321", "Cara")
+    seen: list[dict[str, Any]] = []
+    secrets: list[str | None] = []
+    got_two = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        update = await request.json()
+        seen.append(update)
+        secrets.append(request.headers.get("X-Telegram-Bot-Api-Secret-Token"))
+        if len(seen) == 2:
+            got_two.set()
+        chat = update["message"]["chat"]["id"]
+        return web.json_response(
+            {"method": "sendMessage", "chat_id": chat, "text": f"echo {update['message']['text']}"}
+        )
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        await cara.send_message(bot_id, "one")
+        await cara.send_message(bot_id, "two")
+        assert await bot.set_webhook(f"http://127.0.0.1:{port}/hook", secret_token="tok")
+        await asyncio.wait_for(got_two.wait(), TIMEOUT)
+        assert [u["message"]["text"] for u in seen] == ["one", "two"]
+        assert seen[0]["update_id"] < seen[1]["update_id"]
+        assert secrets == ["tok", "tok"]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TIMEOUT
+        while len([m for m in cara.history(bot_id) if not m.out]) < 2:
+            assert loop.time() < deadline, "the responses' sendMessage did not arrive"
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sandbox.changed(cara.id).wait(), 1)
+        replies = sorted(m.text for m in cara.history(bot_id) if not m.out)
+        assert replies == ["echo one", "echo two"]
+        info = await bot.get_webhook_info()
+        assert info.pending_update_count == 0
+    finally:
+        await bot.delete_webhook()
+        await runner.cleanup()
         await bot.session.close()

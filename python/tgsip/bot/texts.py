@@ -38,7 +38,10 @@ def line_card(line: SipLine, state: LineState | None, sip_address: str) -> str:
     if line.kind is LineKind.PBX_TO_GATEWAY:
         out.append(f"The PBX registers to {sip_address} ({TRANSPORT_NAMES[line.transport]}).")
     elif line.kind is LineKind.GATEWAY_TO_PBX:
-        out.append("The gateway registers to the PBX's Domain (via Proxy when set).")
+        out.append(
+            "The gateway registers to the PBX's Domain (via Proxy when set); the PBX must accept "
+            f"SIP from {sip_address.rsplit(':', 1)[0]}."
+        )
     else:
         out.append(f"No registration; the PBX sends calls to {sip_address}.")
     missing = line.missing_params()
