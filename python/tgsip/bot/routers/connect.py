@@ -36,7 +36,7 @@ router = FeatureRouter(__name__)
 
 MAX_CODE_DIGITS = 12
 _PHONE = re.compile(r"^\+?\d{6,15}$")
-_SEPARATED_CODE = re.compile(r"^\d(?:[\s.,_\-]+\d)+$")
+SEPARATED_CODE = re.compile(r"^\d(?:[\s.,_\-]+\d)+$")
 RECOMMENDED_TEXT = (
     "Recommended Telegram settings for the session account. Press one to apply it.\n"
     "Some Telegram parameters can only be changed 24 hours after connecting the account. "
@@ -276,7 +276,7 @@ async def on_typed_code(
     message: Message, state: FSMContext, login_flows: LoginFlows, sessions: SessionService | None
 ) -> None:
     text = (message.text or "").strip()
-    if not _SEPARATED_CODE.match(text):
+    if not SEPARATED_CODE.match(text):
         await message.answer(
             "Use the keypad, or type the code with spaces between the digits (1 2 3 4 5): "
             "Telegram cancels a login code that is sent in a chat as it is."

@@ -192,22 +192,23 @@ async def on_edit_text(
         )
 
 
-class _Invalid(ValueError):
-    pass
+class InvalidValue(ValueError):
+    """A typed session setting was refused; ``str(e)`` is the message for the administrator."""
 
 
 def _check_placeholders(text: str) -> None:
     try:
         fields = [f for _, f, _, _ in _FORMATTER.parse(text) if f is not None]
     except ValueError as exc:
-        raise _Invalid(f"Unbalanced braces: {exc}.") from exc
+        raise InvalidValue(f"Unbalanced braces: {exc}.") from exc
     for f in fields:
         if f not in QUERY_FIELDS:
-            raise _Invalid(f"Unknown placeholder {{{f}}}.")
+            raise InvalidValue(f"Unknown placeholder {{{f}}}.")
 
 
 def parse_session_text(field: SessionText, text: str, settings: SessionSettings) -> SessionSettings:
-    """The settings with ``field`` set from typed ``text``; raises _Invalid with a message."""
+    """The settings with ``field`` set from typed ``text`` (one pair of backticks stripped; ``-``
+    clears the inline bot or the autoreply). Raises InvalidValue with a message."""
     text = text.strip()
     if len(text) >= 2 and text[0] == "`" and text[-1] == "`":
         text = text[1:-1].strip()
@@ -217,17 +218,17 @@ def parse_session_text(field: SessionText, text: str, settings: SessionSettings)
             return msgspec.structs.replace(settings, inline_bot="", inline_bot_enabled=False)
         m = _BOT_USERNAME.match(text)
         if m is None:
-            raise _Invalid("A bot username has 5-32 letters, digits or _ and ends with “bot”.")
+            raise InvalidValue("A bot username has 5-32 letters, digits or _ and ends with “bot”.")
         return msgspec.structs.replace(settings, inline_bot=m.group(1))
     if field is SessionText.INLINE_QUERY:
         if not text or len(text) > MAX_INLINE_QUERY:
-            raise _Invalid(f"The inline query format needs 1-{MAX_INLINE_QUERY} characters.")
+            raise InvalidValue(f"The inline query format needs 1-{MAX_INLINE_QUERY} characters.")
         _check_placeholders(text)
         return msgspec.structs.replace(settings, inline_query=text)
     if clear:
         return msgspec.structs.replace(settings, autoreply_text="", autoreply_enabled=False)
     if not text or len(text) > MAX_AUTOREPLY:
-        raise _Invalid(f"The autoreply needs 1-{MAX_AUTOREPLY} characters.")
+        raise InvalidValue(f"The autoreply needs 1-{MAX_AUTOREPLY} characters.")
     _check_placeholders(text)
     return msgspec.structs.replace(settings, autoreply_text=text)
 
@@ -249,7 +250,7 @@ async def on_session_value(
         text = next((u.username for u in shared.users if u.username), "") or "(no username)"
     try:
         settings = parse_session_text(field, text, rec.settings)
-    except _Invalid as exc:
+    except InvalidValue as exc:
         old = str(getattr(rec.settings, field.value)) or "—"
         await message.answer(
             f"❌ {exc}\nThe old value is kept: {old}\nSend another value or press Cancel.",
