@@ -7,9 +7,9 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
+from tgsip.bot.webhook import webhook_app
 from tgsip.sandbox import Sandbox
 from tgsip.storage import ConfigStore
 
@@ -27,9 +27,7 @@ async def webhook_harness(sandbox: Sandbox, store: ConfigStore) -> AsyncIterator
 
 async def test_bot_over_webhook(webhook_harness: Harness) -> None:
     h = webhook_harness
-    app = web.Application()
-    SimpleRequestHandler(dispatcher=h.dp, bot=h.bot, secret_token=SECRET).register(app, "/hook")
-    setup_application(app, h.dp, bot=h.bot)
+    app = webhook_app(h.dp, h.bot, "/hook", SECRET)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

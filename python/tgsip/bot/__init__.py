@@ -9,6 +9,7 @@ from tgsip.bot.access import Access
 from tgsip.bot.dispatcher import create_dispatcher
 from tgsip.bot.notifier import NoticeKind, Notifier
 from tgsip.bot.services import LineState, LineStateProvider, NoLineState, SessionService
+from tgsip.bot.webhook import webhook_app
 
 __all__ = [
     "Access",
@@ -19,4 +20,5 @@ __all__ = [
     "Notifier",
     "SessionService",
     "create_dispatcher",
+    "webhook_app",
 ]
