@@ -3,6 +3,7 @@ the session account, reached over MTProto by Telethon inside the gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from tgsip.config.sessions import SessionState
 from tgsip.sandbox import DEFAULT_API_HASH, DEFAULT_API_ID, Sandbox
 from tgsip.storage import ConfigStore, SecretBox
 
-from .conftest import Harness, close_harness, make_harness
+from .conftest import TIMEOUT, Harness, close_harness, make_harness
 
 manager_mod = pytest.importorskip("tgsip.telegram.manager")
 storage_mod = pytest.importorskip("tgsip.telegram.storage")
@@ -148,3 +149,70 @@ async def test_connect_own_account_shared_as_contact_with_two_step_recovery(
     (rec,) = await h.store.list_sessions()
     assert rec.tg_user_id == h.alice.id
     assert rec.state is SessionState.ACTIVE
+
+
+async def test_recommended_setting_refused_on_a_fresh_session_then_repeated(
+    connect_harness: Harness,
+) -> None:
+    from telethon import TelegramClient
+    from telethon.sessions import StringSession
+
+    from tgsip.sandbox import point_client
+
+    h = connect_harness
+    sb = h.sandbox
+    sb.create_user("15550400", "Dora", username="dora_calls")
+    # Dora's phone: another device of the account, which the gateway should silence.
+    phone = TelegramClient(StringSession(), DEFAULT_API_ID, DEFAULT_API_HASH, timeout=5)
+    host, port = sb.advertised_address
+    point_client(phone, sb.dc_id, host, port)
+    await asyncio.wait_for(phone.connect(), TIMEOUT)
+    try:
+        await asyncio.wait_for(phone.send_code_request("15550400"), TIMEOUT)
+        first = sb.last_login_code("15550400")
+        assert first is not None
+        await asyncio.wait_for(phone.sign_in("15550400", first), TIMEOUT)
+
+        chat = h.chat(h.alice)
+        menu = await chat.send("/gateway", "sessions")
+        await chat.press(menu, "Connect")
+        await chat.press(chat.current(menu), "tgsip Sessions Storage")
+        await chat.wait_for(lambda m: "phone number of the session account" in m.text)
+        keypad = await chat.send("+15550400", "keypad")
+        code = sb.last_login_code("15550400")
+        assert code is not None
+        assert code != first
+        await chat.send(" ".join(code), "✅ Connected")
+        offer = await chat.wait_for(lambda m: "Recommended Telegram settings" in m.text)
+        assert keypad.id < offer.id
+        assert "⬜ Disable calls on other devices" in chat.buttons(offer)
+
+        sb.api.fresh_session_seconds = 86400
+        refused = await chat.press(offer, "Disable calls on other devices")
+        assert refused.show_alert
+        assert "FRESH_RESET_AUTHORISATION_FORBIDDEN" in (refused.answer_text or "")
+        assert "Try again in" in (refused.answer_text or "")
+        assert "⬜ Repeat: Disable calls on other devices" in chat.buttons(chat.current(offer))
+
+        sb.api.fresh_session_seconds = 0
+        done = await chat.press(chat.current(offer), "Repeat: Disable calls")
+        assert not done.show_alert
+        assert "✅ Disable calls on other devices" in chat.buttons(chat.current(offer))
+        (rec,) = await h.store.list_sessions()
+        state = await h.dp["sessions"].recommended_state(rec.id)
+        assert any(str(k) == "off_other_sessions_calls" and v for k, v in state.items())
+
+        # Disconnect keeping the lines: the session is logged out, its lines stay.
+        await h.store.create_line(new_pbx_to_gateway(rec.id))
+        listing = await chat.send("/gateway", "sessions")
+        await chat.press(listing, f"#{rec.id}")
+        await chat.press(chat.current(listing), "Advanced")
+        await chat.press(chat.current(listing), "Disconnect")
+        await chat.press(chat.current(listing), "keep SIP lines")
+        assert "SIP lines kept" in chat.current(listing).text
+        assert len(await h.store.list_lines(rec.id)) == 1
+        stored = await h.store.get_session(rec.id)
+        assert stored is not None
+        assert stored.state is SessionState.LOGGED_OUT
+    finally:
+        await asyncio.wait_for(phone.disconnect(), TIMEOUT)

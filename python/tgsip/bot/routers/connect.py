@@ -3,6 +3,7 @@ keypad, 2FA recovery code, then the recommended account settings (product.md sec
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 router = FeatureRouter(__name__)
 
 MAX_CODE_DIGITS = 12
+ONLINE_WAIT_S = 5.0
+ONLINE_CHECK_S = 0.05
 _PHONE = re.compile(r"^\+?\d{6,15}$")
 SEPARATED_CODE = re.compile(r"^\d(?:[\s.,_\-]+\d)+$")
 RECOMMENDED_TEXT = (
@@ -66,6 +69,16 @@ class LoginFlows:
         flow = self._flows.pop(user_id, None)
         if flow is not None:
             await flow.cancel()
+
+
+async def wait_online(sessions: SessionService, sid: int) -> bool:
+    """Give a just-connected session up to :data:`ONLINE_WAIT_S` to come online, so the
+    recommended settings can be read (they show ❔ while it is offline)."""
+    for _ in range(int(ONLINE_WAIT_S / ONLINE_CHECK_S)):
+        if sessions.is_online(sid):
+            return True
+        await asyncio.sleep(ONLINE_CHECK_S)
+    return sessions.is_online(sid)
 
 
 def setting_id(setting: Any) -> tuple[str, str]:
@@ -197,6 +210,7 @@ async def _after_step(
             )
         await message.answer(done)
         if sessions is not None:
+            await wait_online(sessions, rec.id)
             text, markup = await recommended_view(sessions, rec.id)
             await message.answer(text, reply_markup=markup)
         return
