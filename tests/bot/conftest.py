@@ -19,7 +19,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
-from tgsip.bot import LineState, create_dispatcher
+from tgsip.bot import LineStateView, create_dispatcher
 from tgsip.bot.services import SessionService
 from tgsip.config.sessions import SessionRecord, SessionState
 from tgsip.sandbox import Sandbox, ScriptedUser, trust_key
@@ -62,9 +62,9 @@ class DictLineStates:
     """Live SIP line state fed by the test (stands for the SIP service's registrations)."""
 
     def __init__(self) -> None:
-        self.states: dict[int, LineState] = {}
+        self.states: dict[int, LineStateView] = {}
 
-    def line_state(self, line_id: int) -> LineState | None:
+    def line_state(self, line_id: int) -> LineStateView | None:
         return self.states.get(line_id)
 
 

@@ -8,13 +8,20 @@ bot can show a line's live state.
 from tgsip.bot.access import Access
 from tgsip.bot.dispatcher import create_dispatcher
 from tgsip.bot.notifier import NoticeKind, Notifier
-from tgsip.bot.services import LineState, LineStateProvider, NoLineState, SessionService
+from tgsip.bot.services import (
+    LineState,
+    LineStateProvider,
+    LineStateView,
+    NoLineState,
+    SessionService,
+)
 from tgsip.bot.webhook import webhook_app
 
 __all__ = [
     "Access",
     "LineState",
     "LineStateProvider",
+    "LineStateView",
     "NoLineState",
     "NoticeKind",
     "Notifier",

@@ -85,8 +85,20 @@ class SessionService(Protocol):
     def is_online(self, session_id: int) -> bool: ...
 
 
+class LineStateView(Protocol):
+    """What the bot reads of a line's live state. Structural, so the SIP service returns its own
+    record (it cannot import the bot) as long as it has these three attributes."""
+
+    @property
+    def registered(self) -> bool | None: ...
+    @property
+    def last_error(self) -> str: ...
+    @property
+    def active_calls(self) -> int: ...
+
+
 class LineState(msgspec.Struct, frozen=True, kw_only=True):
-    """Live state of one SIP line as the SIP service sees it."""
+    """A plain LineStateView: live state of one SIP line as the SIP service sees it."""
 
     registered: bool | None = None
     """Registration state (None: the line type does not register, i.e. IP<->IP)."""
@@ -98,13 +110,13 @@ class LineState(msgspec.Struct, frozen=True, kw_only=True):
 class LineStateProvider(Protocol):
     """Implemented by the SIP service; None for a line it does not run (yet)."""
 
-    def line_state(self, line_id: int) -> LineState | None: ...
+    def line_state(self, line_id: int) -> LineStateView | None: ...
 
 
 class NoLineState:
     """The provider used when no SIP service is wired: every state is unknown."""
 
-    def line_state(self, line_id: int) -> LineState | None:
+    def line_state(self, line_id: int) -> LineStateView | None:
         return None
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from tgsip.bot.keyboards import KIND_NAMES, line_title, session_title
 from tgsip.bot.labels import PRODUCT, TRANSPORT_NAMES, label
-from tgsip.bot.services import LineState
+from tgsip.bot.services import LineStateView
 from tgsip.config.lines import LineKind, SipLine
 from tgsip.config.sessions import SessionRecord
 
@@ -33,7 +33,7 @@ def session_card(rec: SessionRecord, online: bool, n_lines: int) -> str:
     return "\n".join(lines)
 
 
-def line_card(line: SipLine, state: LineState | None, sip_address: str) -> str:
+def line_card(line: SipLine, state: LineStateView | None, sip_address: str) -> str:
     out = [f"SIP line {line_title(line)}"]
     if line.kind is LineKind.PBX_TO_GATEWAY:
         out.append(f"The PBX registers to {sip_address} ({TRANSPORT_NAMES[line.transport]}).")
