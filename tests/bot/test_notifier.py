@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from tgsip.bot import Access, Notifier
+from tgsip.calls.notices import AdminNotices
 from tgsip.config.lines import new_gateway_to_pbx
 
 from .conftest import Harness
@@ -16,6 +17,7 @@ async def test_notifications_with_links_and_rate_limit(harness: Harness) -> None
     rec = await h.session(h.bob)
     line = await h.store.create_line(new_gateway_to_pbx(rec.id))
     notifier = Notifier(h.bot, h.store, Access([h.alice.id]), h.clock, interval_s=600)
+    assert isinstance(notifier, AdminNotices)
     bob = h.chat(h.bob)
 
     assert await notifier.session_lost(rec.id, "network unreachable") == 1

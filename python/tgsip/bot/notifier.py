@@ -20,6 +20,7 @@ from aiogram.types import InlineKeyboardMarkup
 from tgsip.bot import keyboards
 from tgsip.bot.access import Access
 from tgsip.bot.services import Clock
+from tgsip.calls.notices import AdminNotices
 from tgsip.storage import ConfigStore
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ class NoticeKind(enum.StrEnum):
 
 
 class Notifier:
-    """Sends administrator notifications through the bot; the gateway's services call it."""
+    """Sends administrator notifications through the bot; the gateway's services call it
+    through :class:`tgsip.calls.notices.AdminNotices`."""
 
     def __init__(
         self,
@@ -153,3 +155,8 @@ class Notifier:
         """Wait for notifications started by :meth:`on_session_event`."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def as_admin_notices(notifier: Notifier) -> AdminNotices:
+    """The notifier as the services see it (mypy checks that it conforms)."""
+    return notifier
