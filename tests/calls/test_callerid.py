@@ -71,6 +71,7 @@ def test_bad_templates_are_refused(text: str, needle: str) -> None:
 
 def test_backticks_and_blank_lines() -> None:
     assert parse_templates("`+{phone}`\n\n 0{userid} ") == ("+{phone}", "0{userid}")
+    assert parse_templates("```\n+{phone}\n```") == ("+{phone}",)
 
 
 def test_called_identifier_read_back() -> None:

@@ -46,6 +46,11 @@ def test_reset_line_clears_earlier_rules() -> None:
     assert normalise_rules(["  ", "`^8=7`", ""]) == ("^8=7",)
 
 
+def test_code_block_fences_are_not_rules() -> None:
+    assert parse_dial_rules("```\n^8=7\n.*x\n```") == ("^8=7", ".*x")
+    assert parse_dial_rules("```^8=7```\n`^9=1`") == ("^8=7", "^9=1")
+
+
 def test_filter_rule_decides_suitability() -> None:
     rules = DialRules(parse_dial_rules("^\\d{3}$\n^1=2"))
     assert rules.apply("100") == "200"

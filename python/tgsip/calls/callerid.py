@@ -85,9 +85,13 @@ def _fields(template: str) -> list[str]:
 
 
 def _strip_backticks(text: str) -> str:
+    """Trim one pair of surrounding backticks; a line of backticks only (a fence) is empty."""
     text = text.strip()
-    if len(text) >= 2 and text[0] == "`" and text[-1] == "`":
-        return text[1:-1].strip()
+    if text and not text.strip("`"):
+        return ""
+    for fence in ("```", "`"):
+        if len(text) >= 2 * len(fence) and text.startswith(fence) and text.endswith(fence):
+            return text[len(fence) : -len(fence)].strip()
     return text
 
 
