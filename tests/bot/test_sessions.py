@@ -4,6 +4,7 @@ access control; the result read back from the ConfigStore."""
 from __future__ import annotations
 
 from tgsip.bot.access import NOT_OPERATOR, REFUSAL
+from tgsip.bot.dispatcher import FAILED
 
 from .conftest import Harness
 
@@ -214,3 +215,17 @@ async def test_second_user_cannot_reach_someone_elses_session(harness: Harness) 
     assert stored is not None
     assert stored.settings.autoreply_text == ""
     assert not stored.settings.messages_processing
+
+
+async def test_a_failing_store_gets_a_clear_answer(harness: Harness) -> None:
+    h = harness
+    rec = await h.session(h.alice)
+    chat = h.chat(h.alice)
+    menu = await chat.send("/gateway", "sessions")
+    await chat.press(menu, f"#{rec.id}")
+    h.store.close()  # the database goes away under the bot
+    failed = await chat.press(chat.current(menu), "DTMF In")
+    assert failed.show_alert
+    assert failed.answer_text == FAILED
+    reply = await chat.send("/gateway", "went wrong")
+    assert reply.text == FAILED

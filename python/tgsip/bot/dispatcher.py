@@ -8,12 +8,17 @@ host:port the PBXs use) and ``storages`` (the session storages offered when conn
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 from aiogram import Dispatcher
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.memory import MemoryStorage
-from aiogram.utils.callback_answer import CallbackAnswerMiddleware
+from aiogram.types import ErrorEvent, TelegramObject
+from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
 
 from tgsip.bot.access import Access
 from tgsip.bot.routers import routers
@@ -21,6 +26,43 @@ from tgsip.bot.routers.connect import LoginFlows
 from tgsip.bot.services import Clock, LineStateProvider, NoLineState, SessionService
 from tgsip.config.sessions import StorageKind
 from tgsip.storage import ConfigStore
+
+log = logging.getLogger(__name__)
+
+FAILED = "Something went wrong on the gateway; nothing was changed. Try again later."
+
+
+async def failed_press_answer(
+    handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+    event: TelegramObject,
+    data: dict[str, Any],
+) -> Any:
+    """Inside CallbackAnswerMiddleware: a failing handler's button press is answered with
+    :data:`FAILED` (the error still propagates to :func:`on_error`)."""
+    try:
+        return await handler(event, data)
+    except Exception:
+        answer = data.get("callback_answer")
+        if isinstance(answer, CallbackAnswer) and not answer.answered:
+            answer.text = FAILED
+            answer.show_alert = True
+        raise
+
+
+async def on_error(event: ErrorEvent) -> bool:
+    """A handler failed: log it (type and traceback, no message texts) and tell the user."""
+    log.error(
+        "bot update %d failed: %s",
+        event.update.update_id,
+        type(event.exception).__name__,
+        exc_info=event.exception,
+    )
+    with contextlib.suppress(TelegramAPIError):
+        if event.update.callback_query is not None:
+            await event.update.callback_query.answer(FAILED, show_alert=True)
+        elif event.update.message is not None:
+            await event.update.message.answer(FAILED)
+    return True
 
 
 def create_dispatcher(
@@ -45,5 +87,7 @@ def create_dispatcher(
         login_flows=LoginFlows(),
     )
     dp.callback_query.middleware(CallbackAnswerMiddleware())
+    dp.callback_query.middleware(failed_press_answer)
+    dp.errors.register(on_error)
     dp.include_routers(*routers())
     return dp
