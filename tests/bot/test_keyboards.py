@@ -96,6 +96,7 @@ def every_keyboard() -> list[tuple[str, InlineKeyboardMarkup]]:
     out.append(("main_menu empty", keyboards.main_menu([], {}, False)))
     out.append(("storage_choice", keyboards.storage_choice(list(StorageKind))))
     out.append(("keypad", keyboards.keypad()))
+    out.append(("help_menu", keyboards.help_menu()))
     out.append(("cancel", keyboards.cancel()))
     return out
 

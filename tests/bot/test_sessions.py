@@ -24,6 +24,8 @@ async def test_start_lists_sessions_and_refuses_strangers(harness: Harness) -> N
 
     help_msg = await alice.send("/help", "/gateway")
     assert "Connect" not in alice.buttons(help_msg)
+    await alice.press(help_msg, "Back")
+    assert "Connect" in alice.buttons(alice.current(help_msg))
     other = await alice.send("what?", "/gateway")
     assert "/help" in other.text
 

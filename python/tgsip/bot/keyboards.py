@@ -100,6 +100,10 @@ def main_menu(
     return _markup(rows)
 
 
+def help_menu() -> InlineKeyboardMarkup:
+    return _markup([[_btn(f"{label('BACK')}: /gateway", MenuCb(action=MenuAction.LIST))]])
+
+
 def storage_choice(storages: Sequence[StorageKind]) -> InlineKeyboardMarkup:
     names = {
         StorageKind.EMBEDDED: label("TG_STORAGE_OFFICIAL"),

@@ -61,7 +61,7 @@ async def on_gateway(
 
 @router.message(Command("help"))
 async def on_help(message: Message) -> None:
-    await message.answer(HELP_TEXT, reply_markup=keyboards.main_menu([], {}, False))
+    await message.answer(HELP_TEXT, reply_markup=keyboards.help_menu())
 
 
 @router.message(Command("cancel"))
@@ -86,7 +86,7 @@ async def on_list(
 
 @router.callback_query(MenuCb.filter(F.action == MenuAction.HELP))
 async def on_help_button(query: CallbackQuery) -> None:
-    await show(query, HELP_TEXT, keyboards.main_menu([], {}, False))
+    await show(query, HELP_TEXT, keyboards.help_menu())
 
 
 @router.callback_query(MenuCb.filter(F.action == MenuAction.CANCEL))
