@@ -330,8 +330,7 @@ class BotApiServer:
                     continue
                 hook.last_error_date = self.sandbox.now()
                 hook.last_error_message = error
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.Event().wait(), backoff)
+                await asyncio.sleep(backoff)  # back-off before the retry, as Telegram does
                 backoff = min(backoff * 2, WEBHOOK_MAX_BACKOFF_S)
 
     async def _post_update(
