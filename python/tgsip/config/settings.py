@@ -33,6 +33,16 @@ class SandboxConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bot_api_port: int = 8081
 
 
+class GatewaySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[gateway]``: who runs this gateway.
+
+    * ``admins``: Telegram user ids of the operators, who may connect new sessions in the
+      administrator bot and manage sessions that have no administrator.
+    """
+
+    admins: tuple[int, ...] = ()
+
+
 class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The root of the configuration.
 
@@ -40,6 +50,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     * ``log_level``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``.
     * ``media``: the media engine (worker threads, RTP address and port range).
     * ``telegram``: API credentials; when absent the gateway starts the local ``sandbox``.
+    * ``gateway``: its operators (``admins``).
     """
 
     data_dir: str = "var"
@@ -47,6 +58,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     media: EngineConfig = EngineConfig()
     telegram: TelegramConfig = TelegramConfig()
     sandbox: SandboxConfig = SandboxConfig()
+    gateway: GatewaySection = GatewaySection()
 
 
 class ConfigError(ValueError):
@@ -68,4 +80,11 @@ def load(path: str | Path | None = None) -> GatewayConfig:
         raise ConfigError(f"invalid configuration {path}: {e}") from e
 
 
-__all__ = ["ConfigError", "GatewayConfig", "SandboxConfig", "TelegramConfig", "load"]
+__all__ = [
+    "ConfigError",
+    "GatewayConfig",
+    "GatewaySection",
+    "SandboxConfig",
+    "TelegramConfig",
+    "load",
+]
