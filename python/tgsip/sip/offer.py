@@ -279,10 +279,11 @@ def read_answer(
 def send_method(policy: MediaPolicy, neg: NegotiatedMedia | None) -> SendMethod:
     """How we send digits: the line's first DTMF method usable with this negotiation.
 
-    ``rfc2833`` needs a negotiated telephone-event; with none usable, in-band tones.
+    ``rfc2833`` needs a negotiated telephone-event (``neg`` None = before the answer, when
+    our offer's telephone-event is assumed); with no method usable, in-band tones.
     """
     for m in policy.dtmf_methods:
-        if m == "rfc2833" and (neg is None or neg.telephone_event_pt is None):
+        if m == "rfc2833" and neg is not None and neg.telephone_event_pt is None:
             continue
         return cast(SendMethod, m)
     return "inband"
@@ -305,7 +306,7 @@ def line_config(
         name, pt, te, ptime = neg.codec, neg.payload_type, neg.telephone_event_pt, neg.ptime_ms
     if name not in ("PCMA", "PCMU", "opus"):
         raise OfferAnswerError(f"codec {name} is not supported by the media core")
-    method = send_method(policy, neg) if not first_offer else send_method(policy, None)
+    method = send_method(policy, None if first_offer else neg)
     media_dtmf: MediaDtmf = _MEDIA_DTMF[method]
     if media_dtmf == "rfc4733" and te is None:
         media_dtmf = "inband"
