@@ -103,9 +103,11 @@ async def connect(p: Pair, policy: MediaPolicy | None = None) -> tuple[SipCall, 
 )
 async def test_audio_both_ways_per_codec(pair: Pair, codecs: tuple[str, ...], expect: str) -> None:
     out, inc = await connect(pair, MediaPolicy.of(codecs, ("rfc2833",)))
-    assert out.negotiated is not None and inc.negotiated is not None
+    assert out.negotiated is not None
+    assert inc.negotiated is not None
     assert out.negotiated.codec == inc.negotiated.codec == expect
-    assert out.line is not None and inc.line is not None
+    assert out.line is not None
+    assert inc.line is not None
     assert out.line.config.codec == inc.line.config.codec == expect
     rx = await exchange_audio(out, inc, 1000.0)
     # skip the jitter buffer's start; the tone was sent at -10 dBFS
@@ -118,9 +120,13 @@ async def test_audio_both_ways_per_codec(pair: Pair, codecs: tuple[str, ...], ex
     bye = await pair.uac.bye(out)
     assert bye.status == 200
     ended = await next_event(inc, Ended)
-    assert isinstance(ended, Ended) and ended.by_peer and ended.code == 200
-    assert inc.line is None and out.line is None  # lines closed with the session
-    assert not pair.uas.calls and not pair.uac.calls
+    assert isinstance(ended, Ended)
+    assert ended.by_peer
+    assert ended.code == 200
+    assert inc.line is None
+    assert out.line is None
+    assert not pair.uas.calls
+    assert not pair.uac.calls
 
 
 async def test_dtmf_rfc2833_and_info(pair: Pair) -> None:
@@ -129,29 +135,36 @@ async def test_dtmf_rfc2833_and_info(pair: Pair) -> None:
     for d in "15#":
         await out.send_dtmf(d, 120)
         ev = await next_event(inc, Dtmf)
-        assert isinstance(ev, Dtmf) and (ev.digit, ev.method) == (d, "rfc2833")
+        assert isinstance(ev, Dtmf)
+        assert (ev.digit, ev.method) == (d, "rfc2833")
         await asyncio.sleep(0.05)  # digits must not overlap on the wire
     # INFO: a line whose only DTMF method is info
     await pair.uac.bye(out)
     out2, inc2 = await connect(pair, MediaPolicy.of(("alaw",), ("info",)))
     assert out2.dtmf_method == "info"
-    assert out2.negotiated is not None and out2.negotiated.telephone_event_pt is None
+    assert out2.negotiated is not None
+    assert out2.negotiated.telephone_event_pt is None
     for d in "9*":
         await out2.send_dtmf(d, 200)
         ev = await next_event(inc2, Dtmf)
-        assert isinstance(ev, Dtmf) and (ev.digit, ev.method, ev.duration_ms) == (d, "info", 200)
+        assert isinstance(ev, Dtmf)
+        assert (ev.digit, ev.method, ev.duration_ms) == (d, "info", 200)
     await pair.uac.bye(out2)
 
 
 async def test_hold_resume_and_codec_change(pair: Pair) -> None:
     out, inc = await connect(pair)
-    assert inc.negotiated is not None and inc.negotiated.codec == "PCMA"
+    assert inc.negotiated is not None
+    assert inc.negotiated.codec == "PCMA"
     resp = await out.hold()
     assert resp.status == 200
     held = await next_event(inc, Held)
-    assert isinstance(held, Held) and held.by_peer and held.direction == "recvonly"
+    assert isinstance(held, Held)
+    assert held.by_peer
+    assert held.direction == "recvonly"
     assert inc.negotiated.direction == "recvonly"
-    assert out.negotiated is not None and out.negotiated.direction == "sendonly"
+    assert out.negotiated is not None
+    assert out.negotiated.direction == "sendonly"
     assert isinstance(await next_event(out, Held), Held)
     assert (await out.resume()).status == 200
     assert isinstance(await next_event(inc, Resumed), Resumed)
@@ -160,15 +173,18 @@ async def test_hold_resume_and_codec_change(pair: Pair) -> None:
     old_port = out.line.local_address[1] if out.line else 0
     assert (await out.change_codecs(("mulaw",))).status == 200
     assert out.negotiated.codec == inc.negotiated.codec == "PCMU"
-    assert out.line is not None and out.line.config.codec == "PCMU"
+    assert out.line is not None
+    assert out.line.config.codec == "PCMU"
     assert out.line.local_address[1] != old_port
-    assert inc.line is not None and inc.line.config.codec == "PCMU"
+    assert inc.line is not None
+    assert inc.line.config.codec == "PCMU"
     rx = await exchange_audio(out, inc, 1000.0, 800)
     assert level_at(rx[len(rx) // 2 :], 1000.0) > -16
     # the callee holds the caller with inactive, then resumes
     assert (await inc.hold("inactive")).status == 200
     h = await next_event(out, Held)
-    assert isinstance(h, Held) and h.direction == "inactive"
+    assert isinstance(h, Held)
+    assert h.direction == "inactive"
     assert (await inc.resume()).status == 200
     assert isinstance(await next_event(out, Resumed), Resumed)
     assert (await out.options()).status == 200
@@ -186,17 +202,23 @@ async def test_early_media_cancel_reject(pair: Pair) -> None:
     assert level_at(rx[len(rx) // 2 :], 1000.0) > -16
     await out.cancel()
     ended = await next_event(out, Ended)
-    assert isinstance(ended, Ended) and ended.code == 487
+    assert isinstance(ended, Ended)
+    assert ended.code == 487
     e2 = await next_event(inc, Ended)
-    assert isinstance(e2, Ended) and e2.code == 487 and e2.by_peer
-    assert out.line is None and inc.line is None
+    assert isinstance(e2, Ended)
+    assert e2.code == 487
+    assert e2.by_peer
+    assert out.line is None
+    assert inc.line is None
     # rejection
     out2 = await pair.uac.invite(f"sip:x@127.0.0.1:{pair.peer.port}", pair.peer)
     inc2 = await asyncio.wait_for(pair.incoming.get(), 5)
     inc2.reject(486, "Busy Here")
     ended2 = await next_event(out2, Ended)
-    assert isinstance(ended2, Ended) and (ended2.code, ended2.by_peer) == (486, True)
-    assert not pair.uas.pending and not pair.uac.pending
+    assert isinstance(ended2, Ended)
+    assert (ended2.code, ended2.by_peer) == (486, True)
+    assert not pair.uas.pending
+    assert not pair.uac.pending
 
 
 async def test_no_common_codec_is_488(pair: Pair) -> None:
@@ -205,7 +227,8 @@ async def test_no_common_codec_is_488(pair: Pair) -> None:
         f"sip:x@127.0.0.1:{pair.peer.port}", pair.peer, policy=MediaPolicy.of(("alaw",), ())
     )
     ended = await next_event(out, Ended)
-    assert isinstance(ended, Ended) and ended.code == 488
+    assert isinstance(ended, Ended)
+    assert ended.code == 488
     assert pair.incoming.empty()
 
 
@@ -218,12 +241,14 @@ async def test_refer_and_notify(pair: Pair) -> None:
     assert req.target == "sip:200@127.0.0.1"
     assert req.referred_by == "<sip:tgsip@127.0.0.1>"
     first = await next_event(out, TransferProgress)
-    assert isinstance(first, TransferProgress) and first.status == 100
-    inc.transfer_progress(180, "Ringing")
-    inc.transfer_progress(200, "OK")
+    assert isinstance(first, TransferProgress)
+    assert first.status == 100
+    assert (await inc.transfer_progress(180, "Ringing")).status == 200
+    assert (await inc.transfer_progress(200, "OK")).status == 200
     p1 = await next_event(out, TransferProgress)
     p2 = await next_event(out, TransferProgress)
-    assert isinstance(p1, TransferProgress) and isinstance(p2, TransferProgress)
+    assert isinstance(p1, TransferProgress)
+    assert isinstance(p2, TransferProgress)
     assert (p1.status, p2.status) == (180, 200)
     await out.hangup()
     assert isinstance(await next_event(inc, Ended), Ended)
@@ -234,6 +259,7 @@ async def test_answered_event_and_ua_without_listener(pair: Pair) -> None:
     out = await pair.uac.invite(f"sip:x@127.0.0.1:{pair.peer.port}", pair.peer)
     assert isinstance(await next_event(out, Answered), Answered)
     (inc,) = pair.uas.calls.values()
-    assert inc.line is not None and inc.state is CallState.CONFIRMED
+    assert inc.line is not None
+    assert inc.state is CallState.CONFIRMED
     await out.hangup()
     assert isinstance(await next_event(inc, Ended), Ended)

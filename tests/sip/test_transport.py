@@ -323,7 +323,8 @@ def test_tls_options_and_call_between_two_uas(tmp_path: Path) -> None:
             assert resp.status == 200
             call = await uac.invite(f"sip:x@127.0.0.1:{peer.port}", peer)
             assert await call.wait_answer(5)
-            assert call.final is not None and call.final.status == 200
+            assert call.final is not None
+            assert call.final.status == 200
             bye = await uac.bye(call)
             assert bye.status == 200
             assert uas.stats["calls_ended"] == 1

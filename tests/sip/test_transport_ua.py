@@ -32,7 +32,8 @@ def test_call_info_reinvite_bye() -> None:
             call = await uac.invite(f"sip:x@127.0.0.1:{peer.port}", peer)
             assert await call.wait_answer(5)
             final = call.final
-            assert final is not None and final.status == 200
+            assert final is not None
+            assert final.status == 200
             assert b"m=audio" in final.body
             (server_call,) = uas.calls.values()
             await asyncio.wait_for(server_call.acked.wait(), 5)

@@ -226,6 +226,8 @@ class SipCall:
         self.retransmitter: Uas2xxRetransmitter | None = None
         self.ack: Request | None = None
         self.held_by_peer = False
+        self.media_stats: dict[str, float | None] = {}
+        """The media line's counters when the call ended (packets received, jitter, ...)."""
         self._local_tag = new_tag() if role == "uas" else (invite.from_.tag or "")
         self._txn: InviteServer | None = None
         self._ctxn: InviteClient | None = None
@@ -241,6 +243,7 @@ class SipCall:
         self._reinvite_line: Line | None = None
         self._offer_in_ack = False
         self._refer_peer_subscribed = False
+        self._last_notify: asyncio.Future[Response] | None = None
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -329,6 +332,9 @@ class SipCall:
             self.retransmitter.stop()
             self.ua.layer.schedule(self.retransmitter)
             self.retransmitter = None
+        if self.line is not None:
+            with contextlib.suppress(Exception):
+                self.media_stats = self.line.stats()
         self._close_line(self.line)
         self._close_line(self._reinvite_line)
         self.line = self._reinvite_line = None
@@ -654,7 +660,7 @@ class SipCall:
         self._notify(100, "Trying")
         self._emit(TransferRequested(str(target.uri), req.get("Referred-By")))
 
-    def _notify(self, status: int, reason: str) -> None:
+    def _notify(self, status: int, reason: str) -> asyncio.Future[Response]:
         final = status >= 200
         req = self._new_request(
             "NOTIFY",
@@ -663,15 +669,21 @@ class SipCall:
         )
         req.add("Event", "refer")
         req.add("Subscription-State", subscription_state(final))
-        self.ua._send_in_transaction(req, self.peer)
         if final:
             self._refer_peer_subscribed = False
+        self._last_notify = asyncio.ensure_future(self.ua.request(req, self.peer))
+        return self._last_notify
 
-    def transfer_progress(self, status: int, reason: str) -> None:
-        """Report the transfer call's progress to the transferor (NOTIFY with sipfrag)."""
+    async def transfer_progress(self, status: int, reason: str) -> Response:
+        """Report the transfer call's progress to the transferor (NOTIFY with sipfrag, RFC 3515
+        §2.4.5); a final status (>= 200) ends the implicit subscription. NOTIFYs go out one
+        at a time, in order; returns the NOTIFY's response."""
         if not self._refer_peer_subscribed or self.state is CallState.ENDED:
             raise CallError("no transfer in progress")
-        self._notify(status, reason)
+        if self._last_notify is not None:
+            with contextlib.suppress(Exception):
+                await self._last_notify
+        return await self._notify(status, reason)
 
     def _on_notify(self, txn: InviteServer | NonInviteServer | None, req: Request) -> None:
         event = (req.get("Event") or "").partition(";")[0].strip().lower()
