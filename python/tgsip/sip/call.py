@@ -53,6 +53,7 @@ from tgsip.sip.offer import (
     OfferAnswerError,
     build_answer,
     line_config,
+    make_line_offer,
     make_offer,
     negotiate_offer,
     read_answer,
@@ -297,15 +298,17 @@ class SipCall:
             self.engine.close_line(line)
 
     def _apply(self, neg: NegotiatedMedia, *, reopen_ok: bool = True) -> bool:
-        """Point the media line at ``neg``; True when it had to be reopened (new port)."""
+        """Point the media line at ``neg``; True when it had to be reopened (new port).
+
+        With ``reopen_ok`` False (after a re-offer naming exactly the line's payload types) a
+        differing answer keeps the line as it is rather than moving to an unannounced port.
+        """
         old = self.negotiated
         self.negotiated = neg
         reopened = False
         if self.engine is not None:
             cfg = line_config(self.policy, neg)
-            if self.line is None or self.line.config != cfg:
-                if not reopen_ok and self.line is not None:
-                    raise OfferAnswerError("codec change needs a new port")
+            if self.line is None or (self.line.config != cfg and reopen_ok):
                 self._close_line(self.line)
                 self.line = self._open_line(cfg)
                 reopened = True
@@ -588,13 +591,13 @@ class SipCall:
                 self._apply(neg)
             else:  # offer in our 2xx, answer in the ACK (RFC 3261 §14.2)
                 host, port = self._media_address(self.line)
-                self._our_offer = make_offer(
-                    self.policy,
-                    host,
-                    port,
-                    session_id=self._sess_id,
-                    direction=self.direction,
-                    codecs=(self.negotiated.codec,) if self.negotiated else None,
+                cfg = (
+                    self.line.config
+                    if self.line is not None
+                    else line_config(self.policy, self.negotiated, first_offer=True)
+                )
+                self._our_offer = make_line_offer(
+                    self.policy, cfg, host, port, session_id=self._sess_id, direction=self.direction
                 )
                 body = self._sdp_bytes(self._our_offer)
                 self._offer_in_ack = True
@@ -801,7 +804,7 @@ class SipCall:
     async def _reinvite_after_reopen(self) -> None:
         """The answer needed another codec: announce the reopened line's port."""
         with contextlib.suppress(CallError, OfferAnswerError):
-            await self._offer(codecs=(self.negotiated.codec,) if self.negotiated else None)
+            await self._offer()
 
     def on_invite_timeout(self) -> None:
         """Timer B: no final response (408)."""
@@ -852,7 +855,8 @@ class SipCall:
         want = direction or self.direction
         line = self.line
         new_line: Line | None = None
-        if codecs is not None and self.engine is not None:
+        cur = self.negotiated
+        if codecs is not None and (cur is None or cur.codec != codecs[0]):
             first = MediaPolicy(
                 codecs,
                 self.policy.dtmf_methods,
@@ -861,15 +865,16 @@ class SipCall:
                 self.policy.rtp_timeout_ms,
             )
             cfg = line_config(first, first_offer=True)
-            if line is None or line.config != cfg:
-                if self.negotiated is not None and cfg == line_config(self.policy, self.negotiated):
-                    pass
-                else:
-                    new_line = self._open_line(cfg)
-                    line = new_line
+            if self.engine is not None:
+                new_line = self._open_line(cfg)
+                line = new_line
+        elif line is not None:
+            cfg = line.config
+        else:
+            cfg = line_config(self.policy, cur, first_offer=cur is None)
         host, port = self._media_address(line)
-        offer = make_offer(
-            self.policy, host, port, session_id=self._sess_id, direction=want, codecs=codecs
+        offer = make_line_offer(
+            self.policy, cfg, host, port, session_id=self._sess_id, direction=want
         )
         req = self._new_request(
             "INVITE", body=self._sdp_bytes(offer), content_type="application/sdp"
@@ -899,7 +904,7 @@ class SipCall:
                 self._close_line(self.line)
                 self.line = new_line
             was = self.negotiated
-            self._apply(neg)
+            self._apply(neg, reopen_ok=False)
             if want != "sendrecv" and (was is None or was.direction == "sendrecv"):
                 self._emit(Held(False, neg.direction))
             elif (

@@ -35,6 +35,8 @@ from tgsip.media.config import DtmfMethod as MediaDtmf
 from tgsip.media.config import LineConfig, PcmRate, Ptime
 from tgsip.sip.sdp import (
     DIRECTIONS,
+    TE_PT,
+    TE_PT_48K,
     Media,
     NegotiatedMedia,
     OfferAnswerError,
@@ -51,6 +53,7 @@ __all__ = [
     "OfferAnswerError",
     "build_answer",
     "line_config",
+    "make_line_offer",
     "make_offer",
     "negotiate_offer",
     "read_answer",
@@ -155,6 +158,42 @@ def make_offer(
         telephone_event=policy.rfc2833,
         ptime_ms=policy.ptime_ms,
         direction=direction,
+    )
+
+
+def make_line_offer(
+    policy: MediaPolicy,
+    cfg: LineConfig,
+    address: str,
+    port: int,
+    *,
+    session_id: int,
+    session_version: int = 0,
+    direction: str = "sendrecv",
+) -> SessionDescription:
+    """An offer naming exactly what the open line ``cfg`` speaks (codec PT and telephone-event
+    PT), for re-INVITEs: the answer then cannot pick anything the line does not decode."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"bad direction {direction!r}")
+    enc = {"PCMA": "PCMA/8000", "PCMU": "PCMU/8000", "opus": "opus/48000/2"}[cfg.codec]
+    m = Media("audio", port, "RTP/AVP", [str(cfg.payload_type)])
+    m.attributes.append(("rtpmap", f"{cfg.payload_type} {enc}"))
+    if cfg.codec == "opus":
+        m.attributes.append(("fmtp", f"{cfg.payload_type} useinbandfec=1"))
+    te = cfg.telephone_event_pt
+    if te is not None and policy.rfc2833:
+        rate = 48000 if cfg.codec == "opus" and te == TE_PT_48K else 8000
+        m.fmts.append(str(te))
+        m.attributes.append(("rtpmap", f"{te} telephone-event/{rate}"))
+        m.attributes.append(("fmtp", f"{te} 0-16"))
+    m.attributes.append(("ptime", str(cfg.ptime_ms)))
+    m.attributes.append((direction, None))
+    host = _host(address)
+    iptype = "IP6" if ":" in host else "IP4"
+    return SessionDescription(
+        origin=f"- {session_id} {session_version} IN {iptype} {host}",
+        connection=f"IN {iptype} {host}",
+        media=[m],
     )
 
 
@@ -300,7 +339,8 @@ def line_config(
     if neg is None:
         name = policy.sdp_codecs[0]
         pt = {"PCMA": 8, "PCMU": 0, "opus": 111}[name]
-        te: int | None = (110 if name == "opus" else 101) if policy.rfc2833 else None
+        # telephone-event/8000 (PT 101) is what answerers pick in practice, also next to Opus
+        te: int | None = TE_PT if policy.rfc2833 else None
         ptime = policy.ptime_ms
     else:
         name, pt, te, ptime = neg.codec, neg.payload_type, neg.telephone_event_pt, neg.ptime_ms
