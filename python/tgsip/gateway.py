@@ -73,9 +73,27 @@ async def serve(config_path: str | None, duration: float | None) -> int:
 
 
 async def _run_services(config: GatewayConfig, stop: asyncio.Event, duration: float | None) -> int:
-    from tgsip.media import MediaEngine
+    from pathlib import Path
 
-    with MediaEngine(config.media) as engine:
+    from tgsip.media import MediaEngine
+    from tgsip.storage import ConfigStore, SecretBox, SecretError, StoreError
+
+    data_dir = Path(config.data_dir)
+    try:
+        box = SecretBox.from_environment(data_dir)
+        store = ConfigStore.open_sqlite(data_dir / "gateway.db", box)
+    except (SecretError, StoreError) as e:
+        log.error("%s", e)
+        return 2
+    sessions = await store.list_sessions()
+    lines = await store.list_lines()
+    log.info(
+        "configuration store %s: %d sessions, %d SIP lines",
+        data_dir / "gateway.db",
+        len(sessions),
+        len(lines),
+    )
+    with contextlib.closing(store), MediaEngine(config.media) as engine:
         engine.attach()
         loads = engine.worker_loads()
         log.info(

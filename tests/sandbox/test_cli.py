@@ -37,6 +37,8 @@ async def test_standalone_server_prints_instructions(tmp_path: Path) -> None:
         "--bot-api-port",
         "0",
         "--print-codes",
+        "--reflector-port",
+        "0",
         stdout=asyncio.subprocess.PIPE,
         env=env,
     )
@@ -55,6 +57,7 @@ async def test_standalone_server_prints_instructions(tmp_path: Path) -> None:
         assert "fingerprint" in text
         assert "rsa.add_key" in text
         assert "Bot API: http://127.0.0.1:" in text
+        assert re.search(r"call reflector: udp 127\.0\.0\.1:\d+", text), text
         tokens = (tmp_path / "bot_tokens.txt").read_text().split()
         assert tokens[0] == "cli_bot"
         assert tokens[1] not in text  # tokens go to a 0600 file, not to the log

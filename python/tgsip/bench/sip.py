@@ -8,7 +8,9 @@ the first stage with a failed call. Registrations use a small REGISTER/200 scena
 a temporary directory (our UA keeps bindings in memory, without authentication).
 
 ``calls_per_second`` is the best achieved rate (successful calls / wall time of the SIPp run)
-over stages with zero failed calls; ``sip_ua_cpu_percent`` is this process's CPU time divided
+over stages with zero failed calls; ``failed`` counts the failed calls of every stage run, which
+can only come from ``overload``, the first stage that lost calls, where the step-up stopped
+(None when every rate held); ``sip_ua_cpu_percent`` is this process's CPU time divided
 by wall time over all call stages (100 = one core).
 """
 
@@ -109,6 +111,7 @@ async def _main(seconds: float, quiet: bool, work: Path, pin: bool) -> dict[str,
     stages: list[dict[str, Any]] = []
     best = 0.0
     failed_total = 0
+    overload: dict[str, Any] | None = None
     cpu_used = 0.0
     wall_used = 0.0
     try:
@@ -139,6 +142,7 @@ async def _main(seconds: float, quiet: bool, work: Path, pin: bool) -> dict[str,
             cpu_used += cpu
             wall_used += wall
             if failed or rc != 0:
+                overload = {"offered_cps": rate, "failed": failed, "sipp_rc": rc}
                 failed_total += failed
                 break
             best = max(best, achieved)
@@ -160,6 +164,7 @@ async def _main(seconds: float, quiet: bool, work: Path, pin: bool) -> dict[str,
         "failed": failed_total,
         "cpu": cpu_model(),
         "sip_ua_cpu_percent": round(100 * cpu_used / wall_used, 1) if wall_used else None,
+        "overload": overload,
         "stages": stages,
         "transport": "UDP",
         "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],

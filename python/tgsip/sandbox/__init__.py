@@ -4,6 +4,7 @@ See :class:`tgsip.sandbox.sandbox.Sandbox` for the scripting API and ``python -m
 tgsip.sandbox --help`` for the standalone server.
 """
 
+from tgsip.sandbox.calls import Call, CallEvent, CallState, DiscardReason
 from tgsip.sandbox.cli import main
 from tgsip.sandbox.client import point_client, trust_key
 from tgsip.sandbox.sandbox import DEFAULT_API_HASH, DEFAULT_API_ID, Sandbox, ScriptedUser
@@ -13,6 +14,10 @@ __all__ = [
     "DEFAULT_API_HASH",
     "DEFAULT_API_ID",
     "Button",
+    "Call",
+    "CallEvent",
+    "CallState",
+    "DiscardReason",
     "Message",
     "Sandbox",
     "ScriptedUser",

@@ -9,7 +9,17 @@ import os
 import signal
 from pathlib import Path
 
+from tgsip.sandbox.calls import TurnServer
 from tgsip.sandbox.sandbox import DEFAULT_API_HASH, DEFAULT_API_ID, Sandbox
+
+
+def _turn(value: str) -> TurnServer:
+    host, _, rest = value.partition(":")
+    port, _, rest = rest.partition(":")
+    username, _, password = rest.partition(":")
+    if not (host and port.isdigit() and 0 < int(port) < 65536 and username and password):
+        raise argparse.ArgumentTypeError("expected HOST:PORT:USERNAME:PASSWORD")
+    return TurnServer(host, int(port), username, password)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +51,24 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="USERNAME:NAME",
         help="create this bot if missing and print its token (repeatable)",
+    )
+    p.add_argument(
+        "--reflector-port",
+        type=int,
+        default=None,
+        help="also run the UDP call reflector on this port (0: any free port)",
+    )
+    p.add_argument(
+        "--relay-only",
+        action="store_true",
+        help="give every call p2p_allowed = false (media through the reflector or TURN)",
+    )
+    p.add_argument(
+        "--turn",
+        type=_turn,
+        default=None,
+        metavar="HOST:PORT:USERNAME:PASSWORD",
+        help="list this TURN server in calls (phoneConnectionWebrtc); it is not started",
     )
     p.add_argument(
         "--print-codes",
@@ -94,6 +122,11 @@ async def _run(args: argparse.Namespace) -> int:
             "    aiogram: AiohttpSession(api=TelegramAPIServer.from_base("
             f"'http://{args.host}:{api_port}'))"
         )
+    if args.reflector_port is not None:
+        udp_port = await sandbox.start_reflector(args.host, args.reflector_port)
+        lines.append(f"call reflector: udp {args.host}:{udp_port}")
+    sandbox.turn = args.turn
+    sandbox.force_relay = args.relay_only
     if bots:
         tokens = sandbox.data_dir / "bot_tokens.txt"
         fd = os.open(tokens, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

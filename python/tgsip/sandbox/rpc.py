@@ -14,6 +14,13 @@ from typing import TYPE_CHECKING, Any
 from telethon.tl import functions, types  # type: ignore[import-untyped]
 
 from tgsip.sandbox import crypto
+from tgsip.sandbox.rpc_calls import (
+    CALL_CONNECT_TIMEOUT_MS,
+    CALL_PACKET_TIMEOUT_MS,
+    CALL_RECEIVE_TIMEOUT_MS,
+    CALL_RING_TIMEOUT_MS,
+    CallsApi,
+)
 from tgsip.sandbox.server import Connection, RpcError
 from tgsip.sandbox.world import SERVICE_USER_ID, Button, Message, User, WorldError
 
@@ -74,7 +81,7 @@ class _LoginToken:
 
 
 @dataclass
-class Api:
+class Api(CallsApi):
     """Method handlers bound to one Sandbox (its world, clock and live connections)."""
 
     sandbox: Sandbox
@@ -291,10 +298,10 @@ class Api:
             rating_e_decay=2419200,
             stickers_recent_limit=200,
             channels_read_media_period=604800,
-            call_receive_timeout_ms=20000,
-            call_ring_timeout_ms=90000,
-            call_connect_timeout_ms=30000,
-            call_packet_timeout_ms=10000,
+            call_receive_timeout_ms=CALL_RECEIVE_TIMEOUT_MS,
+            call_ring_timeout_ms=CALL_RING_TIMEOUT_MS,
+            call_connect_timeout_ms=CALL_CONNECT_TIMEOUT_MS,
+            call_packet_timeout_ms=CALL_PACKET_TIMEOUT_MS,
             me_url_prefix="https://t.me/",
             caption_length_max=1024,
             message_length_max=4096,

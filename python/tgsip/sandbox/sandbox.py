@@ -15,21 +15,28 @@ old=False)`` and connects with ``client.session.set_dc(sandbox.dc_id, host, port
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tgsip.sandbox import crypto
 from tgsip.sandbox.botapi import BotApiServer
+from tgsip.sandbox.calls import Call, CallEvent, CallState, DiscardReason, TurnServer
+from tgsip.sandbox.reflector import Reflector
 from tgsip.sandbox.rpc import DC_ID, Api
 from tgsip.sandbox.server import Connection, MTProtoServer, RpcError
 from tgsip.sandbox.world import Button, CallbackQuery, Email, Message, User, World, WorldError
 
 DEFAULT_API_ID = 1
 DEFAULT_API_HASH = "0123456789abcdef0123456789abcdef"
+CALL_TICK_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,6 +71,10 @@ class ScriptedUser:
         """This user's copy of the chat with ``peer``, newest first."""
         return self.sandbox.world.history(self.id, _uid(peer), limit)
 
+    def calls(self) -> list[Call]:
+        """Every call this user made or received, newest first."""
+        return self.sandbox.calls_of(self.id)
+
 
 def _uid(who: ScriptedUser | User | int) -> int:
     return who if isinstance(who, int) else who.id
@@ -93,6 +104,18 @@ class Sandbox:
         self.on_login_code: Callable[[str, str], None] | None = None
         """Called with (phone, code) whenever a login code is sent (for the CLI)."""
         self.advertised_address: tuple[str, int] = ("127.0.0.1", 0)
+        self.reflector: Reflector | None = None
+        """The call reflector, once ``start_reflector`` ran (listed in every phoneCall)."""
+        self.turn: TurnServer | None = None
+        """A TURN server listed as phoneConnectionWebrtc (``configure_turn``)."""
+        self.force_relay = False
+        """When True every call gets p2p_allowed = false (relay-only media)."""
+        self.call_custom_parameters: dict[str, Any] = {}
+        """phoneCall.custom_parameters (DataJSON) for new calls."""
+        self._call_versions: dict[int, tuple[str, ...]] = {}
+        self._announced_versions: dict[int, tuple[str, ...]] = {}
+        self._call_events: dict[int, asyncio.Event] = {}
+        self._call_timer: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -100,7 +123,32 @@ class Sandbox:
         """Listen for MTProto clients; returns the bound port."""
         bound = await self.server.start(host, port)
         self.advertised_address = (host, bound)
+        if self._call_timer is None:
+            self._call_timer = asyncio.create_task(self._expire_calls_forever())
         return bound
+
+    async def start_reflector(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Run the UDP call reflector (spec §5.2); returns its port. Calls confirmed from now
+        on list it as ``phoneConnection`` with their own 16-byte peer_tag."""
+        if self.reflector is None:
+            self.reflector = Reflector()
+            await self.reflector.start(host, port)
+            for call in self.world.calls.active_calls():
+                self.reflector.core.allow(call.peer_tag)
+        return self.reflector.address[1]
+
+    def configure_turn(self, host: str, port: int, username: str, password: str) -> None:
+        """List a TURN server (phoneConnectionWebrtc, turn=true) in calls from now on."""
+        self.turn = TurnServer(host, port, username, password)
+
+    async def _expire_calls_forever(self) -> None:
+        """End timed-out calls once a second (real time; ``advance`` also expires at once)."""
+        while True:
+            await asyncio.sleep(CALL_TICK_SECONDS)
+            try:
+                self.api.expire_calls()
+            except Exception:  # keep ticking: one bad call must not stop the timeouts
+                log.exception("expiring calls failed")
 
     async def start_bot_api(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Serve the Bot API over HTTP; returns the bound port (base URL http://host:port)."""
@@ -112,6 +160,14 @@ class Sandbox:
             await self.bot_api.stop()
             self.bot_api = None
         await self.server.stop()
+        if self._call_timer is not None:
+            self._call_timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._call_timer
+            self._call_timer = None
+        if self.reflector is not None:
+            self.reflector.stop()
+            self.reflector = None
 
     def close(self) -> None:
         self.world.close()
@@ -120,7 +176,9 @@ class Sandbox:
         return int(time.time()) + self._shift
 
     def advance(self, seconds: int) -> None:
+        """Move the sandbox clock; calls whose timeouts passed end at once."""
         self._shift += seconds
+        self.api.expire_calls()
 
     async def _dispatch(self, conn: Connection, request: Any) -> Any:
         return await self.api.dispatch(conn, request)
@@ -315,3 +373,74 @@ class Sandbox:
             record = self.world.auth_key(conn.key_id)
             if record is not None and record.user_id == user_id:
                 conn.send_update(update)
+
+    # --- calls -------------------------------------------------------------------------
+
+    def calls_of(self, user: ScriptedUser | User | int) -> list[Call]:
+        """Every call ``user`` made or received, newest first."""
+        return self.world.calls.of_user(_uid(user))
+
+    def call(self, call_id: int) -> Call | None:
+        """The call's current server-side state."""
+        return self.world.calls.get(call_id)
+
+    def end_call(self, call_id: int, reason: DiscardReason = DiscardReason.DISCONNECT) -> Call:
+        """End a call as the server (e.g. a network loss): both parties get
+        phoneCallDiscarded with ``reason``. Raises WorldError CALL_PEER_INVALID if unknown."""
+        call = self.world.calls.get(call_id)
+        if call is None:
+            raise WorldError("CALL_PEER_INVALID")
+        return self.api.end_call(call, reason)
+
+    def call_history(self, call_id: int) -> list[CallEvent]:
+        """What happened to the call, oldest first (requested, received, accepted, confirmed,
+        signaling with the blob size, discarded:<reason>, rated, debug)."""
+        return self.world.calls.events(call_id)
+
+    async def wait_call(
+        self,
+        call_id: int,
+        states: Collection[CallState] = (CallState.DISCARDED,),
+        timeout: float = 10,
+    ) -> Call:
+        """Wait until the call is in one of ``states``; raises TimeoutError after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            call = self.world.calls.get(call_id)
+            if call is None:
+                raise WorldError("CALL_PEER_INVALID")
+            if call.state in states:
+                return call
+            event = self._call_events.get(call_id)
+            if event is None:
+                event = self._call_events[call_id] = asyncio.Event()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"call {call_id} stayed {call.state.value}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), remaining)
+
+    def call_touched(self, call: Call) -> None:
+        """Wake ``wait_call`` waiters of ``call`` (called by the call methods)."""
+        event = self._call_events.pop(call.id, None)
+        if event is not None:
+            event.set()
+
+    def set_call_versions(
+        self, user: ScriptedUser | User | int, versions: Sequence[str] | None
+    ) -> None:
+        """Declare the tgcalls versions ``user``'s client supports (None: unknown). A call to
+        a user with no common version fails with PARTICIPANT_VERSION_OUTDATED."""
+        if versions is None:
+            self._call_versions.pop(_uid(user), None)
+        else:
+            self._call_versions[_uid(user)] = tuple(versions)
+
+    def client_call_versions(self, user_id: int) -> tuple[str, ...] | None:
+        """The versions set by ``set_call_versions``, else those the user's client last
+        offered in requestCall/acceptCall, else None."""
+        return self._call_versions.get(user_id, self._announced_versions.get(user_id))
+
+    def announce_call_versions(self, user_id: int, versions: Sequence[str]) -> None:
+        self._announced_versions[user_id] = tuple(versions)

@@ -2,7 +2,8 @@
 
 Users (people and bots), their access hashes, phones and usernames; auth keys and the
 authorization each is bound to; login codes; two-step verification state; per-user message
-boxes with pts bookkeeping; contacts; privacy rules; and an outbox of "emails". The API is
+boxes with pts bookkeeping; contacts; privacy rules; private calls (``World.calls``); and an
+outbox of "emails". The API is
 protocol-neutral (no TL objects), so the MTProto server and a Bot API server can share it.
 Timestamps are passed in (``now``, unix seconds) by the caller.
 """
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tgsip.sandbox.calls import CallStore
 
 SERVICE_USER_ID = 777000
 FIRST_USER_ID = 1_000_000
@@ -239,6 +242,8 @@ class World:
                 "VALUES (?, ?, '42777', 'Telegram', ?)",
                 (SERVICE_USER_ID, _signed64(secrets.randbits(64)), now),
             )
+        self.calls = CallStore(self._db, now)
+        """Private calls and their history (see tgsip.sandbox.calls)."""
 
     def close(self) -> None:
         self._db.close()
