@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tgsip.config.lines import Codec, DtmfMethod, new_ip_ip
 from tgsip.sip.offer import (
     MediaPolicy,
     OfferAnswerError,
@@ -212,3 +214,16 @@ def test_random_offers_never_crash(policy: MediaPolicy, offer: bytes) -> None:
     # the answer is itself valid SDP that we can read as an answer to the offer
     reparsed = parse_sdp(answer.to_bytes())
     assert reparsed.media[0].port == 20000
+
+
+def test_policy_from_a_configured_line() -> None:
+    line = new_ip_ip(1)
+    pol = MediaPolicy.from_line(line)
+    assert pol.sdp_codecs == ("PCMA", "PCMU")  # the line's default Audio Codecs
+    assert pol.rfc2833
+    opus_info = msgspec.structs.replace(
+        line, codecs=(Codec.OPUS, Codec.ALAW), dtmf_methods=(DtmfMethod.INFO,)
+    )
+    pol2 = MediaPolicy.from_line(opus_info)
+    assert pol2.sdp_codecs == ("opus", "PCMA")
+    assert make_offer(pol2, "127.0.0.1", 1, session_id=1).media[0].fmts == ["111", "8"]

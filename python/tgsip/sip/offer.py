@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, cast
 
+from tgsip.config.lines import SipLine
 from tgsip.media.config import Codec as MediaCodec
 from tgsip.media.config import DtmfMethod as MediaDtmf
 from tgsip.media.config import LineConfig, PcmRate, Ptime
@@ -102,6 +103,11 @@ class MediaPolicy:
     def of(cls, codecs: Iterable[object], dtmf_methods: Iterable[object], **kw: int) -> MediaPolicy:
         """From a SIP line's ``codecs`` and ``dtmf_methods`` (enums or strings)."""
         return cls(tuple(str(c) for c in codecs), tuple(str(m) for m in dtmf_methods), **kw)
+
+    @classmethod
+    def from_line(cls, line: SipLine, **kw: int) -> MediaPolicy:
+        """The policy of a configured SIP line (its Audio Codecs and DTMF settings)."""
+        return cls.of(line.codecs, line.dtmf_methods, **kw)
 
     @property
     def sdp_codecs(self) -> tuple[str, ...]:
