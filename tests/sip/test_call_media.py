@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 
-from tests.media.helpers import level_at, tone
+from tests.media.helpers import UdpPeer, level_at, tone
 from tgsip.media import EngineConfig, MediaEngine
 from tgsip.sip.call import (
     Answered,
@@ -29,7 +29,9 @@ from tgsip.sip.call import (
     TransferProgress,
     TransferRequested,
 )
+from tgsip.sip.dialog import Dialog
 from tgsip.sip.offer import MediaPolicy
+from tgsip.sip.sdp import parse_sdp
 from tgsip.sip.transaction import Peer, Timers
 from tgsip.sip.ua import UserAgent
 
@@ -263,3 +265,73 @@ async def test_answered_event_and_ua_without_listener(pair: Pair) -> None:
     assert inc.state is CallState.CONFIRMED
     await out.hangup()
     assert isinstance(await next_event(inc, Ended), Ended)
+
+
+async def test_inband_dtmf(pair: Pair) -> None:
+    pol = MediaPolicy.of(("alaw",), ("inband",))
+    pair.uas.policy = pol
+    out, inc = await connect(pair, pol)
+    assert out.dtmf_method == "inband"
+    assert out.line is not None
+    assert out.line.config.dtmf_method == "inband"
+    assert inc.line is not None
+    assert inc.line.config.detect_inband_dtmf
+    got: list[str] = []
+    for d in "28":
+        await out.send_dtmf(d, 120)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 3
+        while loop.time() < end:  # pull the received audio so the detector runs on it
+            inc.pull_pcm()
+            out.push_pcm(bytes(160))
+            if not inc.events.empty():
+                ev = inc.events.get_nowait()
+                if isinstance(ev, Dtmf):
+                    got.append(f"{ev.digit}:{ev.method}")
+                    break
+            await asyncio.sleep(0.01)
+    assert got == ["2:inband", "8:inband"]
+    await out.hangup()
+
+
+async def test_late_offer_answer_in_ack(pair: Pair) -> None:
+    """An INVITE without SDP: our offer goes in the 200, the caller's answer in the ACK."""
+    pair.uas.on_call = None
+    invite = pair.uac.new_request("INVITE", f"sip:x@127.0.0.1:{pair.peer.port}", pair.peer)
+    resp = await pair.uac.request(invite, pair.peer)
+    assert resp.status == 200
+    offer = parse_sdp(resp.body)
+    assert offer.media[0].fmts[:3] == ["8", "0", "111"]
+    (inc,) = pair.uas.calls.values()
+    assert inc.negotiated is None
+    # the caller's RTP: a plain UDP socket; its answer picks PCMU (our second choice)
+    rtp = UdpPeer()
+    try:
+        _host, port = rtp.address
+        answer = (
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+        ).encode()
+        dialog = Dialog.as_uac(invite, resp)
+        ack = dialog.new_request(
+            "ACK",
+            "127.0.0.1",
+            via_port=pair.uac.ports["UDP"],
+            cseq=invite.cseq.number,
+            body=answer,
+            content_type="application/sdp",
+        )
+        pair.uac._send(ack, pair.peer)
+        await asyncio.wait_for(inc.acked.wait(), 5)
+        assert inc.negotiated is not None
+        assert (inc.negotiated.codec, inc.negotiated.remote_port) == ("PCMU", port)
+        assert inc.line is not None
+        assert inc.line.config.codec == "PCMU"
+        packets = await rtp.collect(0.3, limit=50)
+        assert packets  # the line sends PCMU to the ACK's address (until the call ends below)
+        assert {p[1] & 0x7F for p in packets} == {0}
+        # the line was reopened for PCMU, so the UAS re-INVITEs with the new port; this
+        # caller has no dialog state and answers 481, which ends the call (RFC 3261 §14.1)
+        assert isinstance(await next_event(inc, Ended), Ended)
+    finally:
+        rtp.close()

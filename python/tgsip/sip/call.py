@@ -744,13 +744,17 @@ class SipCall:
             self._end(resp.status, resp.reason, by_peer=True)
 
     def _on_provisional(self, resp: Response) -> None:
-        if resp.status == 100 or self.state not in (CallState.CALLING, CallState.EARLY):
+        if self.state not in (CallState.CALLING, CallState.EARLY):
             return
-        self._provisional = True
-        self.state = CallState.EARLY
+        first = not self._provisional
+        self._provisional = True  # any provisional, 100 included, allows CANCEL (§9.1)
         if self._cancel_wanted:
-            self.ua._spawn(self._send_cancel())
+            if first:
+                self.ua._spawn(self._send_cancel())
             return
+        if resp.status == 100:
+            return
+        self.state = CallState.EARLY
         if resp.body and self._our_offer is not None:
             try:
                 neg = read_answer(self.policy, self._our_offer, resp.body)
@@ -776,8 +780,6 @@ class SipCall:
             self.ack = self._new_request("ACK", cseq=self.invite.cseq.number)
         self.ua._send(self.ack, self.peer)  # every 2xx (retransmission) gets the ACK
         if self.state in (CallState.CONFIRMED, CallState.ENDED):
-            if self._cancel_wanted and self.state is CallState.CONFIRMED:
-                pass
             return
         self.final = resp
         self.state = CallState.CONFIRMED
