@@ -262,6 +262,7 @@ def test_baresip_calls_us_and_we_call_baresip(tmp_path: Path, codec: str) -> Non
             engine.close()
 
     asyncio.run(main())
+    print("baresip", codec, {k: v for k, v in results.items() if k != "in_stats"})  # with -s
     assert results["in_codec"] == results["out_codec"] == codec
     assert results["in_level"] > -20, results  # baresip plays the tone at -10 dBFS
     assert results["in_off"] < results["in_level"] - 25
@@ -311,6 +312,7 @@ def test_hold_resume_and_codec_change_with_baresip(tmp_path: Path) -> None:
             engine.close()
 
     asyncio.run(main())
+    print("baresip hold/codec change", results)  # shown with -s
     assert results["codec0"] == "PCMA"
     assert results["hold"] == (200, "sendonly")
     assert results["held_rx"] <= 5, results  # a held peer stops sending (a few in flight)

@@ -118,6 +118,7 @@ def test_sipp_pcap_caller_to_our_uas(tmp_path: Path, transport: str) -> None:
         return rc, audio, digits, stats, call.end_event
 
     rc, audio, digits, stats, ended = asyncio.run(main())
+    print("sipp pcap", transport, stats["packets_received"], rms_dbfs(audio), digits)  # -s
     assert rc == 0
     assert screen_counts(tmp_path) == (1, 0)
     # g711a.pcap holds 236 PCMA packets (7.05 s); the digits add 3 x ~10 telephone-events
@@ -196,6 +197,7 @@ def test_our_uac_to_sipp_echo(tmp_path: Path, transport: str) -> None:
         return rc, level_at(back, 1000.0), level_at(back, 1500.0), digits, received
 
     rc, at_1k, at_other, digits, received = asyncio.run(main())
+    print("sipp echo", transport, at_1k, at_other, digits, received)  # shown with -s
     assert rc == 0
     assert screen_counts(tmp_path) == (1, 0)
     assert at_1k > -16, at_1k  # sent at -10 dBFS, echoed through PCMA twice

@@ -395,7 +395,12 @@ class UserAgent:
         if self.on_invite is not None:
             self.on_invite(req)
         if self.on_call is not None:
-            self.on_call(call)
+            try:
+                self.on_call(call)
+            except Exception:  # the application's bug must not leave the INVITE hanging
+                log.exception("on_call failed")
+                if call.state in (CallState.INCOMING, CallState.EARLY):
+                    call.reject(500, "Server Internal Error")
             return
         if self.send_ringing:
             call.ring()
