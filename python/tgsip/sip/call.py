@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import itertools
 import logging
@@ -859,13 +860,7 @@ class SipCall:
         new_line: Line | None = None
         cur = self.negotiated
         if codecs is not None and (cur is None or cur.codec != codecs[0]):
-            first = MediaPolicy(
-                codecs,
-                self.policy.dtmf_methods,
-                self.policy.ptime_ms,
-                self.policy.pcm_rate,
-                self.policy.rtp_timeout_ms,
-            )
+            first = dataclasses.replace(self.policy, codecs=codecs)
             cfg = line_config(first, first_offer=True)
             if self.engine is not None:
                 new_line = self._open_line(cfg)

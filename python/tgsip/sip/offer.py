@@ -28,12 +28,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from tgsip.config.lines import SipLine
 from tgsip.media.config import Codec as MediaCodec
 from tgsip.media.config import DtmfMethod as MediaDtmf
-from tgsip.media.config import LineConfig, PcmRate, Ptime
+from tgsip.media.config import LineConfig, OpusSettings, PcmRate, Ptime
 from tgsip.sip.sdp import (
     DIRECTIONS,
     TE_PT,
@@ -65,6 +65,7 @@ __all__ = [
 _LINE_CODECS = {"alaw": "PCMA", "pcma": "PCMA", "mulaw": "PCMU", "pcmu": "PCMU", "opus": "opus"}
 _PTIMES = (10, 20, 30, 40, 60)
 
+_DEFAULT_OPUS = OpusSettings()
 SendMethod = Literal["rfc2833", "info", "inband"]
 _MEDIA_DTMF: dict[str, MediaDtmf] = {"rfc2833": "rfc4733", "inband": "inband", "info": "none"}
 
@@ -76,7 +77,8 @@ class MediaPolicy:
     ``codecs`` holds line codec names (``alaw``, ``mulaw``, ``opus``; the values of
     ``tgsip.config.lines.Codec``) or SDP names (``PCMA``, ``PCMU``); ``dtmf_methods`` holds
     ``rfc2833``, ``info``, ``inband`` (``tgsip.config.lines.DtmfMethod`` values).
-    ``pcm_rate`` is the rate of the PCM the media line exchanges with its peer.
+    ``pcm_rate`` is the rate of the PCM the media line exchanges with its peer; ``opus`` the
+    encoder settings of Opus lines (complexity is a per-line knob, media.md §4).
     """
 
     codecs: tuple[str, ...] = ("alaw", "mulaw")
@@ -84,6 +86,7 @@ class MediaPolicy:
     ptime_ms: int = 20
     pcm_rate: int = 8000
     rtp_timeout_ms: int = 30000
+    opus: OpusSettings = _DEFAULT_OPUS
 
     def __post_init__(self) -> None:
         if not self.codecs:
@@ -100,12 +103,12 @@ class MediaPolicy:
             raise ValueError("pcm_rate must be 8000, 16000 or 48000")
 
     @classmethod
-    def of(cls, codecs: Iterable[object], dtmf_methods: Iterable[object], **kw: int) -> MediaPolicy:
+    def of(cls, codecs: Iterable[object], dtmf_methods: Iterable[object], **kw: Any) -> MediaPolicy:
         """From a SIP line's ``codecs`` and ``dtmf_methods`` (enums or strings)."""
         return cls(tuple(str(c) for c in codecs), tuple(str(m) for m in dtmf_methods), **kw)
 
     @classmethod
-    def from_line(cls, line: SipLine, **kw: int) -> MediaPolicy:
+    def from_line(cls, line: SipLine, **kw: Any) -> MediaPolicy:
         """The policy of a configured SIP line (its Audio Codecs and DTMF settings)."""
         return cls.of(line.codecs, line.dtmf_methods, **kw)
 
@@ -367,6 +370,7 @@ def line_config(
         detect_inband_dtmf="inband" in policy.dtmf_methods,
         rtp_timeout_ms=policy.rtp_timeout_ms,
         pcm_rate=cast(PcmRate, policy.pcm_rate),
+        opus=policy.opus,
     )
 
 
