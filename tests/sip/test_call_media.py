@@ -294,44 +294,61 @@ async def test_inband_dtmf(pair: Pair) -> None:
     await out.hangup()
 
 
-async def test_late_offer_answer_in_ack(pair: Pair) -> None:
-    """An INVITE without SDP: our offer goes in the 200, the caller's answer in the ACK."""
-    pair.uas.on_call = None
+def _answer_sdp(port: int, pt: int, name: str) -> bytes:
+    return (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {port} RTP/AVP {pt}\r\na=rtpmap:{pt} {name}/8000\r\na=sendrecv\r\n"
+    ).encode()
+
+
+async def _late_offer(
+    pair: Pair, answer_pt: int, answer_name: str, port: int
+) -> tuple[SipCall, Dialog]:
     invite = pair.uac.new_request("INVITE", f"sip:x@127.0.0.1:{pair.peer.port}", pair.peer)
     resp = await pair.uac.request(invite, pair.peer)
     assert resp.status == 200
     offer = parse_sdp(resp.body)
-    assert offer.media[0].fmts[:3] == ["8", "0", "111"]
-    (inc,) = pair.uas.calls.values()
+    assert offer.media[0].fmts[:2] == ["8", "0"]
+    (inc,) = [c for c in pair.uas.calls.values() if c.invite.call_id == invite.call_id]
     assert inc.negotiated is None
-    # the caller's RTP: a plain UDP socket; its answer picks PCMU (our second choice)
-    rtp = UdpPeer()
+    dialog = Dialog.as_uac(invite, resp)
+    ack = dialog.new_request(
+        "ACK",
+        "127.0.0.1",
+        via_port=pair.uac.ports["UDP"],
+        cseq=invite.cseq.number,
+        body=_answer_sdp(port, answer_pt, answer_name),
+        content_type="application/sdp",
+    )
+    pair.uac._send(ack, pair.peer)
+    await asyncio.wait_for(inc.acked.wait(), 5)
+    return inc, dialog
+
+
+async def test_late_offer_answer_in_ack(pair: Pair) -> None:
+    """An INVITE without SDP: our offer goes in the 200, the caller's answer in the ACK."""
+    pair.uas.on_call = None
+    pair.uas.policy = MediaPolicy.of(("alaw", "mulaw"), ("info",))
+    rtp = UdpPeer()  # the caller's RTP: a plain UDP socket
     try:
         _host, port = rtp.address
-        answer = (
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-            f"m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
-        ).encode()
-        dialog = Dialog.as_uac(invite, resp)
-        ack = dialog.new_request(
-            "ACK",
-            "127.0.0.1",
-            via_port=pair.uac.ports["UDP"],
-            cseq=invite.cseq.number,
-            body=answer,
-            content_type="application/sdp",
-        )
-        pair.uac._send(ack, pair.peer)
-        await asyncio.wait_for(inc.acked.wait(), 5)
+        inc, dialog = await _late_offer(pair, 8, "PCMA", port)
         assert inc.negotiated is not None
-        assert (inc.negotiated.codec, inc.negotiated.remote_port) == ("PCMU", port)
-        assert inc.line is not None
-        assert inc.line.config.codec == "PCMU"
+        assert (inc.negotiated.codec, inc.negotiated.remote_port) == ("PCMA", port)
         packets = await rtp.collect(0.3, limit=50)
-        assert packets  # the line sends PCMU to the ACK's address (until the call ends below)
-        assert {p[1] & 0x7F for p in packets} == {0}
-        # the line was reopened for PCMU, so the UAS re-INVITEs with the new port; this
-        # caller has no dialog state and answers 481, which ends the call (RFC 3261 §14.1)
+        assert len(packets) >= 5  # the line sends 20 ms PCMA to the ACK's address
+        assert {p[1] & 0x7F for p in packets} == {8}
+        bye = dialog.new_request("BYE", "127.0.0.1", via_port=pair.uac.ports["UDP"])
+        assert (await pair.uac.request(bye, pair.peer)).status == 200
         assert isinstance(await next_event(inc, Ended), Ended)
+        # An answer with our second codec: the line reopens with PCMU on a new port and a
+        # re-INVITE announces it; this caller keeps no dialog and answers 481, which ends
+        # the call (RFC 3261 §14.1).
+        inc2, _ = await _late_offer(pair, 0, "PCMU", port)
+        assert inc2.negotiated is not None
+        assert inc2.negotiated.codec == "PCMU"
+        ended = await next_event(inc2, Ended)
+        assert isinstance(ended, Ended)
+        assert ended.code == 481
     finally:
         rtp.close()
