@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tgsip.config.lines import Codec, DtmfMethod, new_ip_ip
+from tgsip.sip.call import needs_reopen
 from tgsip.sip.offer import (
     MediaPolicy,
     OfferAnswerError,
@@ -227,3 +228,20 @@ def test_policy_from_a_configured_line() -> None:
     pol2 = MediaPolicy.from_line(opus_info)
     assert pol2.sdp_codecs == ("opus", "PCMA")
     assert make_offer(pol2, "127.0.0.1", 1, session_id=1).media[0].fmts == ["111", "8"]
+
+
+def test_needs_reopen() -> None:
+    pol = MediaPolicy.of(("alaw", "mulaw"), ("rfc2833", "info"))
+    first = line_config(pol, first_offer=True)
+    offer = make_offer(pol, "127.0.0.1", 20000, session_id=1)
+    no_te = read_answer(pol, offer, offer_text("8", "8 PCMA/8000"))
+    # an answer without telephone-event keeps the line (digits go by INFO)
+    assert not needs_reopen(first, line_config(pol, no_te))
+    assert send_method(pol, no_te) == "info"
+    # ... unless digits must now be sent in-band by the line itself
+    inband = MediaPolicy.of(("alaw",), ("rfc2833", "inband"))
+    assert needs_reopen(line_config(inband, first_offer=True), line_config(inband, no_te))
+    pcmu = read_answer(pol, offer, offer_text("0 101", "0 PCMU/8000", "101 telephone-event/8000"))
+    assert needs_reopen(first, line_config(pol, pcmu))
+    other_te = read_answer(pol, offer, offer_text("8 96", "8 PCMA/8000", "96 telephone-event/8000"))
+    assert needs_reopen(first, line_config(pol, other_te))

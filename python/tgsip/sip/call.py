@@ -88,6 +88,7 @@ __all__ = [
     "SipCall",
     "TransferProgress",
     "TransferRequested",
+    "needs_reopen",
 ]
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,25 @@ CallEvent = (
 )
 
 _ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY"
+
+
+def needs_reopen(have: LineConfig, want: LineConfig) -> bool:
+    """Whether a line opened as ``have`` cannot serve ``want`` (so a new line, on a new port,
+    is needed): another codec, payload type or ptime, another telephone-event PT, or digits
+    that must now be sent in-band. An answer that merely lacks telephone-event keeps the line
+    (it receives the same; digits then go by INFO, which the line is not involved in)."""
+    if (have.codec, have.payload_type, have.ptime_ms) != (
+        want.codec,
+        want.payload_type,
+        want.ptime_ms,
+    ):
+        return True
+    te_have, te_want = have.telephone_event_pt, want.telephone_event_pt
+    if te_have is not None and te_want is not None and te_have != te_want:
+        return True
+    if want.dtmf_method == "inband" and have.dtmf_method != "inband":
+        return True
+    return have.detect_inband_dtmf != want.detect_inband_dtmf or have.opus != want.opus
 
 
 class CallError(RuntimeError):
@@ -309,7 +329,7 @@ class SipCall:
         reopened = False
         if self.engine is not None:
             cfg = line_config(self.policy, neg)
-            if self.line is None or (self.line.config != cfg and reopen_ok):
+            if self.line is None or (reopen_ok and needs_reopen(self.line.config, cfg)):
                 self._close_line(self.line)
                 self.line = self._open_line(cfg)
                 reopened = True
@@ -573,7 +593,7 @@ class SipCall:
                 neg = negotiate_offer(self.policy, req.body, direction=self.direction)
                 cfg = line_config(self.policy, neg)
                 line = self.line
-                if self.engine is not None and (line is None or line.config != cfg):
+                if self.engine is not None and (line is None or needs_reopen(line.config, cfg)):
                     new_line = self._open_line(cfg)
                     line = new_line
                 host, port = self._media_address(line)
@@ -765,7 +785,7 @@ class SipCall:
                 if (
                     self.engine is None
                     or self.line is None
-                    or self.line.config == line_config(self.policy, neg)
+                    or not needs_reopen(self.line.config, line_config(self.policy, neg))
                 ):
                     self._apply(neg)
                     self._emit(EarlyMedia(resp.status))
