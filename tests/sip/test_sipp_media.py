@@ -303,3 +303,47 @@ def test_refer_from_sipp_and_notify(tmp_path: Path, transport: str) -> None:
     assert "sipp" in transfer.referred_by
     assert ended is not None
     assert ended.by_peer
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_sipp_builtin_uac_with_rtp_echo(tmp_path: Path, transport: str) -> None:
+    """SIPp's built-in uac (PCMU offer) calls our media-enabled UAS 10 times with -rtp_echo:
+    every call gets its own media line, our RTP comes back, and every line is closed."""
+    calls = 10
+
+    async def main() -> tuple[int, list[SipCall], MediaEngine]:
+        engine = MediaEngine(EngineConfig(workers=1, port_min=46000, port_max=46999))
+        ua, port = await start_ua(transport, engine, codecs=("alaw", "mulaw"))
+        answered: list[SipCall] = []
+
+        def on_call(call: SipCall) -> None:
+            call.answer()
+            answered.append(call)
+
+        ua.on_call = on_call
+        args = ["-sn", "uac", f"127.0.0.1:{port}", "-i", "127.0.0.1"]
+        args += ["-p", str(free_port(socket.SOCK_STREAM)), "-mi", "127.0.0.1"]
+        args += ["-mp", str(free_port()), "-rtp_echo", "-m", str(calls), "-r", "5"]
+        args += ["-d", "1000", "-nostdin", "-timeout", "20s", "-timeout_error", "-trace_screen"]
+        if transport == "tcp":
+            args += ["-t", "t1"]
+        try:
+            rc = await run_sipp(args, tmp_path, 25)
+        finally:
+            await ua.close()
+        return rc, answered, engine
+
+    rc, answered, engine = asyncio.run(main())
+    try:
+        assert rc == 0
+        assert screen_counts(tmp_path) == (calls, 0)
+        assert len(answered) == calls
+        for call in answered:
+            assert call.negotiated is not None and call.negotiated.codec == "PCMU"
+            assert call.end_event is not None and call.end_event.by_peer
+            assert call.line is None
+            # 1 s calls at 20 ms: ~50 packets out, echoed back
+            assert (call.media_stats["packets_received"] or 0) >= 30, call.media_stats
+        assert engine.worker_loads()[0]["lines"] == 0
+    finally:
+        engine.close()
