@@ -339,8 +339,10 @@ def test_sipp_builtin_uac_with_rtp_echo(tmp_path: Path, transport: str) -> None:
         assert screen_counts(tmp_path) == (calls, 0)
         assert len(answered) == calls
         for call in answered:
-            assert call.negotiated is not None and call.negotiated.codec == "PCMU"
-            assert call.end_event is not None and call.end_event.by_peer
+            assert call.negotiated is not None
+            assert call.negotiated.codec == "PCMU"
+            assert call.end_event is not None
+            assert call.end_event.by_peer
             assert call.line is None
             # 1 s calls at 20 ms: ~50 packets out, echoed back
             assert (call.media_stats["packets_received"] or 0) >= 30, call.media_stats
