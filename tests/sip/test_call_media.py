@@ -352,3 +352,17 @@ async def test_late_offer_answer_in_ack(pair: Pair) -> None:
         assert ended.code == 481
     finally:
         rtp.close()
+
+
+async def test_rtp_timeout_ends_the_call_with_bye(pair: Pair) -> None:
+    """No RTP for the line's timeout: the stuck call is ended with BYE (sip.md §8.1)."""
+    pair.uas.policy = MediaPolicy.of(("alaw",), ("rfc2833",), rtp_timeout_ms=400)
+    out, inc = await connect(pair)
+    assert out.line is not None
+    out.line.set_sending(False)  # the caller's media dies, its signalling stays
+    ended = await next_event(inc, Ended, timeout=5)
+    assert isinstance(ended, Ended)
+    assert (ended.code, ended.reason, ended.by_peer) == (408, "RTP timeout", False)
+    gone = await next_event(out, Ended, timeout=5)
+    assert isinstance(gone, Ended)
+    assert gone.by_peer
