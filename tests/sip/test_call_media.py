@@ -366,3 +366,29 @@ async def test_rtp_timeout_ends_the_call_with_bye(pair: Pair) -> None:
     gone = await next_event(out, Ended, timeout=5)
     assert isinstance(gone, Ended)
     assert gone.by_peer
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"garbage", 400),
+        (b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n", 488),
+        (
+            b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n"
+            b"m=audio 4000 RTP/AVP 8\r\na=rtpmap:8 PCMA\r\n",
+            400,
+        ),
+    ],
+)
+async def test_bad_offers_are_refused_without_leaking_lines(
+    pair: Pair, body: bytes, status: int
+) -> None:
+    invite = pair.uac.new_request(
+        "INVITE", f"sip:x@127.0.0.1:{pair.peer.port}", pair.peer, body=body
+    )
+    resp = await pair.uac.request(invite, pair.peer)
+    assert resp.status == status
+    assert pair.incoming.empty()
+    assert not pair.uas.pending
+    assert not pair.uas.calls
+    assert pair.uas._lines == {}
