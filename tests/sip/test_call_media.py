@@ -392,3 +392,27 @@ async def test_bad_offers_are_refused_without_leaking_lines(
     assert not pair.uas.pending
     assert not pair.uas.calls
     assert pair.uas._lines == {}
+
+
+async def test_no_rtp_port_left_is_503() -> None:
+    """An engine whose only RTP port is taken: the INVITE gets 503 with Retry-After."""
+    engine = MediaEngine(EngineConfig(workers=1, port_min=44990, port_max=44991))
+    uas = UserAgent("127.0.0.1", timers=FAST, media=engine)
+    uac = UserAgent("127.0.0.1", timers=FAST)
+    await uas.start(udp_port=0)
+    await uac.start(udp_port=0)
+    try:
+        peer = Peer("UDP", "127.0.0.1", uas.ports["UDP"])
+        first = await uac.invite(f"sip:x@127.0.0.1:{peer.port}", peer)
+        assert await first.wait_answer(5)  # takes the engine's only port pair
+        second = await uac.invite(f"sip:x@127.0.0.1:{peer.port}", peer)
+        ended = await next_event(second, Ended)
+        assert isinstance(ended, Ended)
+        assert ended.code == 503
+        assert second.final is not None
+        assert second.final.get("Retry-After") == "5"
+        await first.hangup()
+    finally:
+        await uac.close()
+        await uas.close()
+        engine.close()

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 
 from tgsip.media.config import LineConfig
 from tgsip.media.engine import Line, MediaEngine
+from tgsip.media.errors import MediaCoreError
 from tgsip.sip.dialog import Dialog, DialogError
 from tgsip.sip.dtmf_info import DtmfInfoError, UnsupportedInfoType, build_info, parse_info
 from tgsip.sip.message import Request, Response, new_tag
@@ -293,7 +294,7 @@ class SipCall:
         self._last_media = media_part
         host = sd.origin.split()[-1]
         iptype = "IP6" if ":" in host else "IP4"
-        sd.origin = f"tgsip {self._sess_id} {self._sess_version} IN {iptype} {host}"
+        sd.origin = f"- {self._sess_id} {self._sess_version} IN {iptype} {host}"
         return sd.to_bytes()
 
     def _media_address(self, line: Line | None) -> tuple[str, int]:
@@ -433,6 +434,13 @@ class SipCall:
             self.line = None
             reason = "Not Acceptable Here" if exc.status == 488 else exc.reason
             self._respond(txn, req, exc.status, reason)
+            self.state = CallState.ENDED
+            return False
+        except MediaCoreError as exc:  # no RTP port left, engine closed
+            log.warning("no media line for an incoming call: %s", exc)
+            self._close_line(self.line)
+            self.line = None
+            self._respond(txn, req, 503, "Service Unavailable", headers=(("Retry-After", "5"),))
             self.state = CallState.ENDED
             return False
         return True
