@@ -152,6 +152,14 @@ async def test_dtmf_rfc2833_and_info(pair: Pair) -> None:
         assert isinstance(ev, Dtmf)
         assert (ev.digit, ev.method, ev.duration_ms) == (d, "info", 200)
     await pair.uac.bye(out2)
+    # the application/dtmf body format (the digit alone; duration is not carried)
+    pol3 = MediaPolicy.of(("alaw",), ("info",), info_type="application/dtmf")
+    out3, inc3 = await connect(pair, pol3)
+    await out3.send_dtmf("B", 200)
+    ev3 = await next_event(inc3, Dtmf)
+    assert isinstance(ev3, Dtmf)
+    assert (ev3.digit, ev3.method, ev3.duration_ms) == ("B", "info", 160)
+    await pair.uac.bye(out3)
 
 
 async def test_hold_resume_and_codec_change(pair: Pair) -> None:
@@ -416,3 +424,17 @@ async def test_no_rtp_port_left_is_503() -> None:
         await uac.close()
         await uas.close()
         engine.close()
+
+
+async def test_invite_requiring_100rel_gets_420(pair: Pair) -> None:
+    """RFC 3261 §8.2.2.3: we do not support reliable provisionals (RFC 3262)."""
+    invite = pair.uac.new_request(
+        "INVITE",
+        f"sip:x@127.0.0.1:{pair.peer.port}",
+        pair.peer,
+        extra_headers=(("Require", "100rel"),),
+    )
+    resp = await pair.uac.request(invite, pair.peer)
+    assert resp.status == 420
+    assert resp.get("Unsupported") == "100rel"
+    assert pair.incoming.empty()

@@ -995,7 +995,7 @@ class SipCall:
         if method == "info":
             if self.dialog is None:
                 raise CallError("INFO needs a dialog")
-            ctype, body = build_info(digit, duration_ms)
+            ctype, body = build_info(digit, duration_ms, content_type=self.policy.info_type)
             resp = await self.ua.request(
                 self._new_request("INFO", body=body, content_type=ctype), self.peer
             )

@@ -78,7 +78,9 @@ class MediaPolicy:
     ``tgsip.config.lines.Codec``) or SDP names (``PCMA``, ``PCMU``); ``dtmf_methods`` holds
     ``rfc2833``, ``info``, ``inband`` (``tgsip.config.lines.DtmfMethod`` values).
     ``pcm_rate`` is the rate of the PCM the media line exchanges with its peer; ``opus`` the
-    encoder settings of Opus lines (complexity is a per-line knob, media.md §4).
+    encoder settings of Opus lines (complexity is a per-line knob, media.md §4);
+    ``info_type`` the body format of digits we send by SIP INFO (``application/dtmf-relay`` or
+    ``application/dtmf``, media.md §7.4).
     """
 
     codecs: tuple[str, ...] = ("alaw", "mulaw")
@@ -87,6 +89,7 @@ class MediaPolicy:
     pcm_rate: int = 8000
     rtp_timeout_ms: int = 30000
     opus: OpusSettings = _DEFAULT_OPUS
+    info_type: str = "application/dtmf-relay"
 
     def __post_init__(self) -> None:
         if not self.codecs:
@@ -99,6 +102,8 @@ class MediaPolicy:
                 raise ValueError(f"unknown DTMF method {m!r}")
         if self.ptime_ms not in _PTIMES:
             raise ValueError(f"ptime must be one of {_PTIMES}")
+        if self.info_type not in ("application/dtmf-relay", "application/dtmf"):
+            raise ValueError(f"unknown INFO DTMF type {self.info_type!r}")
         if self.pcm_rate not in (8000, 16000, 48000):
             raise ValueError("pcm_rate must be 8000, 16000 or 48000")
 

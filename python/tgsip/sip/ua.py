@@ -36,6 +36,7 @@ from tgsip.sip.message import (
     Request,
     Response,
     SipParseError,
+    check_request,
     make_response,
     new_branch,
     new_request,
@@ -386,6 +387,10 @@ class UserAgent:
                 self._respond(txn, req, 481, "Call/Transaction Does Not Exist")
                 return
             call.on_request(txn, req)
+            return
+        refused = check_request(req, to_tag=new_tag())  # Require (420), body type (415)
+        if refused is not None:
+            self._run(self.layer.respond(txn, refused, self._now()))
             return
         policy = self.policy_for(req) if self.policy_for is not None else None
         call = SipCall(self, "uas", peer, req, policy or self.policy, self.media)
