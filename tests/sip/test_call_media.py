@@ -266,9 +266,12 @@ async def test_refer_and_notify(pair: Pair) -> None:
 
 async def test_answered_event_and_ua_without_listener(pair: Pair) -> None:
     pair.uas.on_call = None  # accept-all: 180 then 200
+    seen: list[SipCall | None] = []
+    pair.uas.on_invite = lambda req: seen.append(pair.uas.call_for(req))
     out = await pair.uac.invite(f"sip:x@127.0.0.1:{pair.peer.port}", pair.peer)
     assert isinstance(await next_event(out, Answered), Answered)
     (inc,) = pair.uas.calls.values()
+    assert seen == [inc]
     assert inc.line is not None
     assert inc.state is CallState.CONFIRMED
     await out.hangup()

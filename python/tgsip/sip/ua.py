@@ -419,6 +419,17 @@ class UserAgent:
             call.answer()
             self._rearm()
 
+    def call_for(self, request: Request) -> SipCall | None:
+        """The call of an incoming INVITE (for code that only sees the request, such as an
+        ``on_invite`` callback), while it is pending or established."""
+        for call in self.pending.values():
+            if call.invite is request:
+                return call
+        for call in self.calls.values():
+            if call.invite is request:
+                return call
+        return None
+
     # -- calls' hooks -------------------------------------------------------------------
 
     def _dialog_established(self, call: SipCall) -> None:
