@@ -1,0 +1,529 @@
+"""The call bridge: Telegram ⇄ SIP calls end to end (``product.md`` §9, §11, §14).
+
+:class:`CallRouter` is the I/O shell that carries out the sans-I/O decisions of
+:mod:`tgsip.calls.router`. It sits beside the composition root (it joins the SIP and the
+Telegram packages, which the call layer below them may not import).
+
+* Telegram → SIP: each online session has a :class:`~tgsip.telegram.calls.service.CallService`
+  (:meth:`CallRouter.attach`). An incoming call is kept ringing (``receivedCall``) while the
+  session's lines are hunted (:class:`~tgsip.calls.router.Hunt`); the first 2xx accepts the
+  Telegram call with a :class:`SipLegPort` over that leg's media-core line; every other fork
+  is cancelled. Either side hanging up ends the other. All forks failed: the Telegram call is
+  discarded (busy when every final was 486/600) and the line's administrator is told.
+* SIP → Telegram: :meth:`CallRouter.on_invite` (the SIP service's hook) reads the called
+  identifier, places the Telegram call with the SIP leg's line as its audio, sends 180 when the
+  callee's device rings and 200 when the media connects. Refusals and early ends map to SIP
+  statuses by :func:`~tgsip.calls.router.refusal_status` and
+  :func:`~tgsip.calls.router.ended_status`; without ringing within ``reach_timeout`` (15 s,
+  decision 14) the PBX gets 480 and the Telegram call is discarded as missed.
+* DTMF received on a SIP leg is logged (the in-chat keypad is not part of this module).
+* Messages processing (§11): with it on, a user's text is the candidate number of their next
+  call (10 min); then the Inline bot (first result posted) or the Autoreply template answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tgsip.calls.callerid import CallerInfo
+from tgsip.calls.notices import AdminNotices
+from tgsip.calls.router import (
+    Cancel,
+    CandidateNumbers,
+    Failed,
+    Fork,
+    Hunt,
+    HuntAction,
+    Invite,
+    Routed,
+    SipFinal,
+    called_identifier,
+    ended_status,
+    plan_forks,
+    refusal_status,
+    telegram_target,
+)
+from tgsip.config.lines import SipLine
+from tgsip.sip.call import Answered, CallEvent, CallState, Dtmf, Ended, SipCall
+from tgsip.sip.headers import quote
+from tgsip.sip.message import Request, SipParseError
+from tgsip.sip.offer import MediaPolicy
+from tgsip.sip.service import SipService
+from tgsip.sip.transaction import Peer
+from tgsip.storage import ConfigStore
+from tgsip.telegram.calls.call import Ended as TgEnded
+from tgsip.telegram.calls.ports import frame_bytes
+from tgsip.telegram.calls.service import (
+    CallFloodWait,
+    CallHandle,
+    CallRefused,
+    CallService,
+    CallServiceError,
+)
+from tgsip.telegram.messages import IncomingMessage, SessionMessenger
+
+__all__ = ["CallRouter", "SipLegPort"]
+
+log = logging.getLogger(__name__)
+
+REACH_TIMEOUT = 15.0
+"""Seconds to reach the callee of a SIP → Telegram call (decision 14)."""
+PCM_RATE = 8000
+"""The rate of the PCM the SIP legs' media lines exchange with Telegram."""
+END_TIMEOUT = 5.0
+
+
+class SipLegPort:
+    """A Telegram call's audio over a SIP leg's media-core line (a
+    :class:`~tgsip.telegram.calls.ports.PcmPort`). It follows the leg: when the answer made
+    the leg reopen its line with another codec, the new line is used."""
+
+    def __init__(self, call: SipCall, sample_rate: int = PCM_RATE) -> None:
+        self.call = call
+        self._rate = sample_rate
+        self._bytes = frame_bytes(sample_rate)
+
+    @property
+    def sample_rate(self) -> int:
+        return self._rate
+
+    def read_frame(self) -> bytes:
+        line = self.call.line
+        data = line.pull_pcm() if line is not None and not line.closed else b""
+        if len(data) != self._bytes:
+            data = (data + bytes(self._bytes))[: self._bytes]
+        return data
+
+    def write_frame(self, data: bytes) -> None:
+        line = self.call.line
+        if line is not None and not line.closed:
+            with contextlib.suppress(Exception):  # closed between the check and the push
+                line.push_pcm(data)
+
+
+@dataclass
+class _Outgoing:
+    """A Telegram → SIP call being hunted."""
+
+    session_id: int
+    handle: CallHandle
+    hunt: Hunt
+    lines: dict[int, SipLine]
+    legs: dict[int, SipCall] = field(default_factory=dict)
+    timer: asyncio.TimerHandle | None = None
+
+
+class CallRouter:
+    """Routes calls between the SIP service and the sessions' call services.
+
+    ``sessions`` is the session manager (``client(sid)``, ``messenger(sid)``,
+    ``call_timeouts(sid)``); ``notices`` the administrator notifications (optional).
+    """
+
+    def __init__(
+        self,
+        sip: SipService,
+        store: ConfigStore,
+        *,
+        messenger: Callable[[int], SessionMessenger] | None = None,
+        notices: AdminNotices | None = None,
+        group_timeout: float = 30.0,
+        tg_ring_timeout: float = 90.0,
+        reach_timeout: float = REACH_TIMEOUT,
+    ) -> None:
+        self.sip = sip
+        self.store = store
+        self.messenger = messenger
+        self.notices = notices
+        self.group_timeout = group_timeout
+        self.tg_ring_timeout = tg_ring_timeout
+        self.reach_timeout = reach_timeout
+        self.services: dict[int, CallService] = {}
+        self.candidates = CandidateNumbers()
+        self.stats: dict[str, int] = {"tg_to_sip": 0, "sip_to_tg": 0, "bridged": 0, "failed": 0}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop = asyncio.get_running_loop()
+        sip.on_invite = self.on_invite
+        sip.ua.on_call = self._hold_call  # calls wait for this router's decision
+        sip.ua.policy_for = self._policy_for
+
+    # -- wiring ------------------------------------------------------------------------
+
+    def attach(self, session_id: int, service: CallService) -> None:
+        """Route the calls of session ``session_id`` (its call service is started)."""
+        service.on_incoming = lambda handle: self._on_tg_incoming(session_id, handle)
+        self.services[session_id] = service
+
+    def detach(self, session_id: int) -> CallService | None:
+        """Stop routing a session's calls; returns its call service (to stop it)."""
+        return self.services.pop(session_id, None)
+
+    async def stop(self) -> None:
+        """Cancel the running call tasks (the call services are stopped by their owner)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+    def _spawn(self, coro: Any) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call task failed", exc_info=task.exception())
+
+    def _policy_for(self, request: Request) -> MediaPolicy | None:
+        line_id = self.sip.line_of(request)
+        line = self.sip.line(line_id) if line_id is not None else None
+        if line is None:
+            return None
+        return MediaPolicy.from_line(line, pcm_rate=PCM_RATE)
+
+    @staticmethod
+    def _hold_call(call: SipCall) -> None:
+        """The UA's ``on_call``: the INVITE waits for :meth:`on_invite`'s task."""
+
+    # -- SIP → Telegram -------------------------------------------------------------------
+
+    def on_invite(self, line_id: int, request: Request, source: Peer) -> None:
+        """The SIP service's hook for a new INVITE accepted on ``line_id``."""
+        call = self.sip.ua.call_for(request)
+        if call is None:
+            return
+        self._spawn(self._sip_to_tg(line_id, call))
+
+    async def _sip_to_tg(self, line_id: int, call: SipCall) -> None:
+        self.stats["sip_to_tg"] += 1
+        line = self.sip.line(line_id)
+        if line is None:
+            self._reject(call, SipFinal(404, "Not Found"))
+            return
+        try:
+            ruri = call.invite.request_uri.user or ""
+            to_user = call.invite.to.uri.user or ""
+        except (SipParseError, ValueError):
+            self._reject(call, SipFinal(400, "Bad Request"))
+            return
+        from urllib.parse import unquote
+
+        called = called_identifier(line, unquote(ruri), unquote(to_user))
+        if called is None:
+            self._reject(call, SipFinal(404, "Not Found"))
+            return
+        service = self.services.get(line.session_id)
+        if service is None:
+            self._reject(call, refusal_status("OFFLINE"))
+            return
+        target = telegram_target(called)
+        log.info("SIP call on line %d to %s %s", line_id, called.kind.value, "***")
+        try:
+            handle = await asyncio.wait_for(
+                service.call(target, SipLegPort(call)), service.connect_timeout
+            )
+        except CallFloodWait as exc:
+            self._reject(call, refusal_status("FLOOD_WAIT", exc.seconds))
+            return
+        except CallRefused as exc:
+            self._reject(call, refusal_status(exc.name))
+            return
+        except TimeoutError:
+            self._reject(call, refusal_status("TIMEOUT"))
+            return
+        except CallServiceError as exc:
+            log.warning("line %d: Telegram call not placed: %s", line_id, exc)
+            self._reject(call, refusal_status("ERROR"))
+            return
+        await self._run_sip_to_tg(call, handle)
+
+    async def _run_sip_to_tg(self, call: SipCall, handle: CallHandle) -> None:
+        ringing = self._loop.create_task(handle.ringing.wait())
+        connected = self._loop.create_task(handle.connected.wait())
+        sip_end = self._loop.create_task(call.ended.wait())
+        tg_end = asyncio.ensure_future(asyncio.shield(handle.ended))
+        tasks = (ringing, connected, sip_end, tg_end)
+        try:
+            done, _ = await asyncio.wait(
+                (ringing, connected, sip_end, tg_end),
+                timeout=self.reach_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:  # decision 14: not reached in time
+                handle.hangup()
+                self._reject(call, SipFinal(480, "Temporarily Unavailable"))
+                return
+            if ringing.done() and not connected.done() and not sip_end.done():
+                if call.state in (CallState.INCOMING, CallState.EARLY):
+                    call.ring()
+                await asyncio.wait(
+                    (connected, sip_end, tg_end), return_when=asyncio.FIRST_COMPLETED
+                )
+            if sip_end.done():  # CANCEL from the PBX
+                handle.hangup()
+                return
+            if tg_end.done() and not connected.done():
+                end: TgEnded = tg_end.result()
+                self._reject(
+                    call,
+                    ended_status(
+                        end.reason.value,
+                        by_remote=end.by_remote,
+                        ringing=handle.ringing.is_set(),
+                        error=end.error,
+                    ),
+                )
+                return
+            if call.state in (CallState.INCOMING, CallState.EARLY):
+                call.answer()
+                self.stats["bridged"] += 1
+            call.listeners.append(self._log_dtmf)
+            await asyncio.wait((sip_end, tg_end), return_when=asyncio.FIRST_COMPLETED)
+            if sip_end.done():
+                handle.hangup()
+            else:
+                with contextlib.suppress(Exception):
+                    await call.hangup()
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    def _reject(self, call: SipCall, final: SipFinal) -> None:
+        self.stats["failed"] += 1
+        log.info("SIP call %s refused: %d %s", call.invite.call_id, final.status, final.reason)
+        if call.state in (CallState.INCOMING, CallState.EARLY):
+            call.reject(final.status, final.reason, final.headers)
+
+    @staticmethod
+    def _log_dtmf(call: SipCall, event: CallEvent) -> None:
+        if isinstance(event, Dtmf):
+            log.info(
+                "call %s: DTMF %s (%s, %d ms)",
+                call.invite.call_id,
+                event.digit,
+                event.method,
+                event.duration_ms,
+            )
+
+    # -- Telegram → SIP -------------------------------------------------------------------
+
+    async def _on_tg_incoming(self, session_id: int, handle: CallHandle) -> None:
+        self.stats["tg_to_sip"] += 1
+        lines = {
+            line.id: line for line in self.sip.table.lines.values() if line.session_id == session_id
+        }
+        caller = await self._caller_info(session_id, handle.peer_id)
+        candidate = self.candidates.take(session_id, handle.peer_id, self._loop.time())
+        forks = plan_forks(lines.values(), candidate, caller)
+        service = self.services.get(session_id)
+        ring_limit = self.tg_ring_timeout
+        if service is not None and service.answer_timeout is not None:
+            ring_limit = min(ring_limit, service.answer_timeout)
+        now = self._loop.time()
+        hunt = Hunt(forks, self.group_timeout, now + ring_limit)
+        out = _Outgoing(session_id, handle, hunt, lines)
+        self._spawn(self._watch_caller(out))
+        await self._act(out, hunt.start(now))
+
+    async def _caller_info(self, session_id: int, user_id: int) -> CallerInfo:
+        service = self.services.get(session_id)
+        if service is None:
+            return CallerInfo(user_id)
+        try:
+            user = await asyncio.wait_for(service.client.get_entity(user_id), 5.0)
+        except Exception:
+            return CallerInfo(user_id)
+        return CallerInfo(
+            user_id,
+            phone=str(getattr(user, "phone", "") or ""),
+            username=str(getattr(user, "username", "") or ""),
+            first_name=str(getattr(user, "first_name", "") or ""),
+            last_name=str(getattr(user, "last_name", "") or ""),
+        )
+
+    async def _watch_caller(self, out: _Outgoing) -> None:
+        """The Telegram caller hanging up during the hunt cancels every fork."""
+        await asyncio.shield(out.handle.ended)
+        if not out.hunt.done:
+            await self._act(out, out.hunt.abort())
+
+    def _arm(self, out: _Outgoing) -> None:
+        if out.timer is not None:
+            out.timer.cancel()
+            out.timer = None
+        deadline = out.hunt.deadline
+        if deadline is not None:
+            out.timer = self._loop.call_at(deadline, self._tick, out)
+
+    def _tick(self, out: _Outgoing) -> None:
+        out.timer = None
+        self._spawn(self._act(out, out.hunt.tick(self._loop.time())))
+
+    async def _act(self, out: _Outgoing, actions: list[HuntAction]) -> None:
+        for action in actions:
+            if isinstance(action, Invite):
+                await self._invite(out, action.fork)
+            elif isinstance(action, Cancel):
+                leg = out.legs.get(action.fork)
+                if leg is not None:
+                    self._spawn(self._end_leg(leg))
+            elif isinstance(action, Routed):
+                self._spawn(self._bridge(out, out.legs[action.fork], out.hunt.forks[action.fork]))
+            elif isinstance(action, Failed):
+                await self._hunt_failed(out, action)
+        self._arm(out)
+
+    async def _invite(self, out: _Outgoing, index: int) -> None:
+        fork = out.hunt.forks[index]
+        line = out.lines[fork.line_id]
+        target = await self.sip.call_target(fork.line_id, fork.number)
+        if target is None:
+            await self._act(
+                out, out.hunt.on_final(index, 480, "Line unavailable", self._loop.time())
+            )
+            return
+        uri = target.from_uri
+        if fork.caller_id:
+            uri = f"sip:{fork.caller_id}@{uri.split('@', 1)[-1]}"
+        from_ = f"<{uri}>" if not fork.caller_name else f"{quote(fork.caller_name)} <{uri}>"
+        headers = (*target.headers, *(("Route", r) for r in target.routes))
+        policy = MediaPolicy.from_line(line, pcm_rate=PCM_RATE)
+        try:
+            leg = await self.sip.ua.invite(
+                target.request_uri, target.peer, policy=policy, from_=from_, extra_headers=headers
+            )
+        except Exception as exc:  # transport refused, no RTP port
+            log.warning("line %d: INVITE not sent: %s", fork.line_id, exc)
+            await self._act(
+                out, out.hunt.on_final(index, 503, "Service Unavailable", self._loop.time())
+            )
+            return
+        out.legs[index] = leg
+        leg.listeners.append(lambda call, ev: self._leg_event(out, index, ev))
+        if out.hunt.done:  # the caller hung up while the INVITE went out
+            self._spawn(self._end_leg(leg))
+
+    def _leg_event(self, out: _Outgoing, index: int, event: CallEvent) -> None:
+        if isinstance(event, Answered):
+            self._spawn(self._act(out, out.hunt.on_answer(index)))
+        elif isinstance(event, Ended) and not out.hunt.done:
+            self._spawn(
+                self._act(
+                    out, out.hunt.on_final(index, event.code, event.reason, self._loop.time())
+                )
+            )
+        elif isinstance(event, Dtmf):
+            self._log_dtmf(out.legs[index], event)
+
+    @staticmethod
+    async def _end_leg(leg: SipCall) -> None:
+        with contextlib.suppress(Exception):
+            await leg.hangup()
+
+    async def _hunt_failed(self, out: _Outgoing, failed: Failed) -> None:
+        self.stats["failed"] += 1
+        handle = out.handle
+        if failed.no_lines:
+            log.warning("session %d: No lines for call", out.session_id)
+        else:
+            log.info(
+                "session %d: call not routed: %d %s", out.session_id, failed.status, failed.reason
+            )
+        if not handle.ended.done():
+            if failed.busy:
+                handle.decline()
+            else:
+                handle.hangup()
+        if self.notices is not None and out.hunt.forks:
+            line_id = out.hunt.forks[0].line_id
+            with contextlib.suppress(Exception):
+                await self.notices.call_failures(line_id, 1, f"{failed.status} {failed.reason}")
+
+    async def _bridge(self, out: _Outgoing, leg: SipCall, fork: Fork) -> None:
+        handle = out.handle
+        if handle.ended.done():
+            await self._end_leg(leg)
+            return
+        log.info(
+            "session %d: line %d answered; accepting the Telegram call",
+            out.session_id,
+            fork.line_id,
+        )
+        try:
+            await handle.accept(SipLegPort(leg))
+        except CallServiceError as exc:
+            log.warning("session %d: cannot accept the Telegram call: %s", out.session_id, exc)
+            await self._end_leg(leg)
+            return
+        self.stats["bridged"] += 1
+        sip_end = self._loop.create_task(leg.ended.wait())
+        tg_end = asyncio.ensure_future(asyncio.shield(handle.ended))
+        try:
+            await asyncio.wait((sip_end, tg_end), return_when=asyncio.FIRST_COMPLETED)
+            if sip_end.done():
+                handle.hangup()
+            else:
+                await self._end_leg(leg)
+        finally:
+            sip_end.cancel()
+            tg_end.cancel()
+
+    # -- messages processing (§11) ---------------------------------------------------------
+
+    def on_message(self, message: IncomingMessage) -> None:
+        """A session manager message listener."""
+        if message.sender_is_bot or not message.text:
+            return
+        self._spawn(self._process_message(message))
+
+    async def _process_message(self, message: IncomingMessage) -> None:
+        rec = await self.store.get_session(message.session_id)
+        if rec is None or not rec.settings.messages_processing:
+            return
+        settings = rec.settings
+        self.candidates.remember(
+            message.session_id, message.sender_id, message.text, self._loop.time()
+        )
+        if self.messenger is None:
+            return
+        values = {
+            "text": message.text,
+            "userid": str(message.sender_id),
+            "username": message.sender_username,
+            "phone": message.sender_phone.lstrip("+"),
+            "name": message.sender_name,
+        }
+        try:
+            messenger = self.messenger(message.session_id)
+            if settings.inline_bot_enabled and settings.inline_bot:
+                query = _fill(settings.inline_query or "{text}", values)
+                posted = await messenger.post_inline_result(
+                    message.sender_id, settings.inline_bot, query
+                )
+                if posted is not None:
+                    return
+            if settings.autoreply_enabled and settings.autoreply_text:
+                await messenger.send_message(
+                    message.sender_id, _fill(settings.autoreply_text, values)
+                )
+        except Exception as exc:
+            log.warning(
+                "session %d: message processing failed: %s",
+                message.session_id,
+                type(exc).__name__,
+            )
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """``template`` with ``{text}``-style placeholders filled; unknown ones stay as typed."""
+    out = template
+    for name, value in values.items():
+        out = out.replace("{" + name + "}", value)
+    return out
