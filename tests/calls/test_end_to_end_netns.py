@@ -1,0 +1,260 @@
+"""Calls end to end with real parts: the sandbox's MTProto server, real Telethon clients and
+ntgcalls media for the gateway's session and a scripted user, the gateway's SIP service and
+media engine, and SIPp or a second SIP user agent as the PBX.
+
+* Telegram → SIP: the user calls the session account; the router INVITEs SIPp's built-in UAS
+  (``-rtp_echo``) on an IP ⇿ IP line; the tone the user plays comes back to the user.
+* SIP → Telegram: a PBX user agent calls the line for the user's phone; the user answers
+  playing a tone; audio is checked both ways; failure codes 404, 603, 480, 503.
+
+Runs only inside ``scripts/netns-run`` (``make test-calls``)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.media.helpers import tone
+from tests.sandbox.conftest import ClientFactory, login
+from tests.sip.test_sipp import free_port, run_sipp
+from tests.telegram.calls.audio import analyse, wait_for_frames
+from tgsip.callbridge import CallRouter
+from tgsip.config.lines import Codec, LineKind, SipLine
+from tgsip.media import EngineConfig, MediaEngine
+from tgsip.sandbox import Sandbox
+from tgsip.sandbox.peer import CallPeer
+from tgsip.sandbox.peer import tone as peer_tone
+from tgsip.sip.call import SipCall
+from tgsip.sip.service import SipService
+from tgsip.sip.transaction import Peer
+from tgsip.sip.ua import UserAgent
+from tgsip.storage import ConfigStore, SecretBox
+from tgsip.telegram.calls.media import TelegramMedia
+from tgsip.telegram.calls.ports import Recorder
+from tgsip.telegram.calls.service import CallService
+
+pytestmark = [pytest.mark.netns, pytest.mark.timeout(90)]
+
+GATEWAY_PHONE, USER_PHONE = "+15550101", "+15550202"
+SESSION = 1
+T = 15.0
+SCENARIOS = Path(__file__).parents[1] / "sip" / "scenarios"
+
+
+@dataclass
+class Gateway:
+    sandbox: Sandbox
+    media: TelegramMedia
+    engine: MediaEngine
+    sip: SipService
+    service: CallService
+    router: CallRouter
+    store: ConfigStore
+
+    @property
+    def sip_port(self) -> int:
+        return self.sip.ports["UDP"]
+
+    async def close(self) -> None:
+        await self.router.stop()
+        await self.service.stop()
+        await self.sip.stop(unregister=False)
+        await self.media.close()
+        self.engine.close()
+        self.store.close()
+
+
+async def make_gateway(
+    sandbox: Sandbox,
+    make_client: ClientFactory,
+    tmp_path: Path,
+    line: SipLine,
+    ring_timeout: float = 15.0,
+) -> Gateway:
+    sandbox.create_user(GATEWAY_PHONE.lstrip("+"), "Gateway", username="gateway")
+    client = await make_client()
+    await login(client, sandbox, GATEWAY_PHONE)
+    media = TelegramMedia()
+    engine = MediaEngine(EngineConfig(workers=1, port_min=47000, port_max=47999))
+    engine.attach()
+    sip = SipService("127.0.0.1", udp_port=0, tcp_port=None, rate_limit=None)
+    sip.ua.media = engine
+    await sip.start()
+    await sip.set_lines([line])
+    store = ConfigStore.open_sqlite(tmp_path / "gw.db", SecretBox(bytes(32)))
+    router = CallRouter(sip, store, group_timeout=10.0)
+    service = CallService(client, media, ring_timeout=ring_timeout)
+    await service.start()
+    router.attach(SESSION, service)
+    return Gateway(sandbox, media, engine, sip, service, router, store)
+
+
+def ip_line(address: str, **kw: object) -> SipLine:
+    return SipLine(
+        id=1,
+        session_id=SESSION,
+        kind=LineKind.IP_IP,
+        address=address,
+        number_on_pbx="100",
+        dial_rules=(".*=",),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest_asyncio.fixture
+async def user(sandbox: Sandbox) -> AsyncIterator[CallPeer]:
+    peer = CallPeer(sandbox, USER_PHONE, first_name="Bob", username="bobby", sample_rate=48000)
+    yield peer
+    await peer.stop()
+
+
+def assert_tone(pcm: bytes, rate: int, freq: int, level: float, tol: float = 4.0) -> None:
+    got, dbfs = analyse(pcm, rate)
+    assert got == pytest.approx(freq, abs=15), (got, dbfs)
+    assert dbfs == pytest.approx(level, abs=tol), (got, dbfs)
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian sip-tester) is missing")
+async def test_telegram_user_calls_through_to_a_sipp_echo(
+    sandbox: Sandbox, make_client: ClientFactory, user: CallPeer, tmp_path: Path
+) -> None:
+    sipp_port = free_port()
+    args = [
+        "-sf",
+        str(SCENARIOS / "uas_pcma.xml"),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(sipp_port),
+        "-mi",
+        "127.0.0.1",
+    ]
+    args += ["-mp", str(free_port()), "-rtp_echo", "-m", "1", "-nostdin", "-timeout", "40s"]
+    sipp = asyncio.ensure_future(run_sipp(args, tmp_path, 45))
+    gw = await make_gateway(
+        sandbox, make_client, tmp_path, ip_line(f"127.0.0.1:{sipp_port}", codecs=(Codec.ALAW,))
+    )
+    try:
+        await user.start()
+        handle = await asyncio.wait_for(user.call("@gateway"), T)
+        await asyncio.wait_for(handle.connected.wait(), T)
+        assert gw.router.stats["bridged"] == 1
+        rec: Recorder = user.recorder(handle)
+        await wait_for_frames(rec, 100, 10)
+        rec.clear()
+        await wait_for_frames(rec, 80, 10)
+        # The user's 440 Hz at -12 dBFS went Telegram -> SIP (PCMU) -> SIPp's echo -> back.
+        assert_tone(rec.pcm(last_seconds=0.5), rec.sample_rate, 440, -12.0)
+        handle.hangup()
+        end = await handle.wait_ended(T)
+        assert end.reason.value == "hangup"
+        assert await asyncio.wait_for(sipp, 20) == 0  # SIPp got the BYE: one successful call
+    finally:
+        sipp.cancel()
+        await gw.close()
+
+
+class Pbx:
+    """A second SIP user agent with its own media lines, standing in for the PBX."""
+
+    def __init__(self) -> None:
+        self.engine = MediaEngine(EngineConfig(workers=1, port_min=48000, port_max=48999))
+        self.ua = UserAgent("127.0.0.1", media=self.engine, codecs=("alaw",))
+
+    async def __aenter__(self) -> Pbx:
+        await self.ua.start(udp_port=0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.ua.close()
+        self.engine.close()
+
+    async def call(self, gw: Gateway, user: str) -> SipCall:
+        return await self.ua.invite(
+            f"sip:{user}@127.0.0.1:{gw.sip_port}", Peer("UDP", "127.0.0.1", gw.sip_port)
+        )
+
+
+async def exchange_audio(call: SipCall, seconds: float) -> bytes:
+    """Plays 600 Hz into the call and returns what came back, paced at 10 ms."""
+    pcm = tone([600.0], int(seconds * 1000))
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    got: list[bytes] = []
+    n = int(seconds * 100)
+    for i in range(n):
+        call.push_pcm(pcm[i * 160 : (i + 1) * 160])
+        got.append(call.pull_pcm())
+        delay = t0 + (i + 1) * 0.010 - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    return b"".join(got)
+
+
+async def test_pbx_calls_a_telegram_user_audio_both_ways(
+    sandbox: Sandbox, make_client: ClientFactory, user: CallPeer, tmp_path: Path
+) -> None:
+    async with Pbx() as pbx:
+        gw = await make_gateway(sandbox, make_client, tmp_path, ip_line("127.0.0.1"))
+        try:
+            user.source = peer_tone(1000)
+            await user.start()
+            call = await pbx.call(gw, USER_PHONE)
+            assert await call.wait_answer(T)
+            assert call.final is not None
+            assert call.final.status == 200
+            theirs = await asyncio.wait_for(user.incoming.get(), T)
+            await asyncio.wait_for(theirs.connected.wait(), T)
+            back = await exchange_audio(call, 3.0)
+            # The user's 1000 Hz reached the PBX through ntgcalls and the gateway's SIP leg.
+            assert_tone(back[-8000:], 8000, 1000, -12.0)
+            rec = user.recorder(theirs)
+            assert_tone(rec.pcm(last_seconds=0.5), rec.sample_rate, 600, -12.0, tol=5.0)
+            await call.hangup()
+            end = await theirs.wait_ended(T)
+            assert end.reason.value == "hangup"
+            assert end.by_remote
+        finally:
+            await gw.close()
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [("unknown", 404), ("declines", 603), ("no_answer", 480), ("offline", 503)],
+)
+async def test_pbx_call_failures(
+    sandbox: Sandbox,
+    make_client: ClientFactory,
+    user: CallPeer,
+    tmp_path: Path,
+    case: str,
+    status: int,
+) -> None:
+    async with Pbx() as pbx:
+        gw = await make_gateway(
+            sandbox,
+            make_client,
+            tmp_path,
+            ip_line("127.0.0.1"),
+            ring_timeout=3.0 if case == "no_answer" else 15.0,
+        )
+        try:
+            user.answer = {"declines": "decline", "no_answer": "ignore"}.get(  # type: ignore[assignment]
+                case, "accept"
+            )
+            await user.start()
+            if case == "offline":
+                gw.router.detach(SESSION)
+            target = "+15559999" if case == "unknown" else USER_PHONE
+            call = await pbx.call(gw, target)
+            assert not await call.wait_answer(T)
+            assert call.final is not None
+            assert call.final.status == status, call.final.reason
+        finally:
+            await gw.close()
