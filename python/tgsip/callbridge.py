@@ -121,8 +121,9 @@ class _Outgoing:
 class CallRouter:
     """Routes calls between the SIP service and the sessions' call services.
 
-    ``sessions`` is the session manager (``client(sid)``, ``messenger(sid)``,
-    ``call_timeouts(sid)``); ``notices`` the administrator notifications (optional).
+    ``messenger(sid)`` sends messages as a session (Messages processing), ``online(sid)``
+    says whether a session is connected (503 to INVITEs otherwise), ``notices`` are the
+    administrator notifications; all optional.
     """
 
     def __init__(
@@ -132,6 +133,7 @@ class CallRouter:
         *,
         messenger: Callable[[int], SessionMessenger] | None = None,
         notices: AdminNotices | None = None,
+        online: Callable[[int], bool] | None = None,
         group_timeout: float = 30.0,
         tg_ring_timeout: float = 90.0,
         reach_timeout: float = REACH_TIMEOUT,
@@ -140,6 +142,7 @@ class CallRouter:
         self.store = store
         self.messenger = messenger
         self.notices = notices
+        self.online = online
         self.group_timeout = group_timeout
         self.tg_ring_timeout = tg_ring_timeout
         self.reach_timeout = reach_timeout
@@ -220,7 +223,7 @@ class CallRouter:
             self._reject(call, SipFinal(404, "Not Found"))
             return
         service = self.services.get(line.session_id)
-        if service is None:
+        if service is None or (self.online is not None and not self.online(line.session_id)):
             self._reject(call, refusal_status("OFFLINE"))
             return
         target = telegram_target(called)
