@@ -22,3 +22,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 from tests.sandbox.conftest import make_client, rsa_dir, sandbox  # noqa: E402
 
 __all__ = ["make_client", "rsa_dir", "sandbox"]
+
+from tests.telegram.conftest import make_gateway  # noqa: E402
+
+__all__ += ["make_gateway"]
