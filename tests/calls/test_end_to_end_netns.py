@@ -258,3 +258,79 @@ async def test_pbx_call_failures(
             assert call.final.status == status, call.final.reason
         finally:
             await gw.close()
+
+
+class Phone:
+    """A PBX extension: a user agent that rings, answers or refuses every call it gets."""
+
+    def __init__(self, engine: MediaEngine, behaviour: str) -> None:
+        self.ua = UserAgent("127.0.0.1", media=engine, codecs=("alaw",))
+        self.ua.on_call = self._on_call
+        self.behaviour = behaviour
+        self.calls: list[SipCall] = []
+
+    def _on_call(self, call: SipCall) -> None:
+        self.calls.append(call)
+        call.ring()
+        if self.behaviour == "answer":
+            call.answer()
+        elif self.behaviour == "busy":
+            call.reject(486, "Busy Here")
+
+    async def start(self) -> str:
+        await self.ua.start(udp_port=0)
+        return f"127.0.0.1:{self.ua.ports['UDP']}"
+
+
+@pytest.mark.parametrize(
+    ("first", "priorities"),
+    [("ring", (0, 0)), ("busy", (0, 1))],
+    ids=["parallel-answer-cancels-the-other", "busy-then-next-priority"],
+)
+async def test_hunting_over_real_user_agents(
+    sandbox: Sandbox,
+    make_client: ClientFactory,
+    user: CallPeer,
+    tmp_path: Path,
+    first: str,
+    priorities: tuple[int, int],
+) -> None:
+    engine = MediaEngine(EngineConfig(workers=1, port_min=48000, port_max=48999))
+    a, b = Phone(engine, first), Phone(engine, "answer")
+    try:
+        addr_a, addr_b = await a.start(), await b.start()
+        line_a = ip_line(addr_a, priority=priorities[0])
+        gw = await make_gateway(sandbox, make_client, tmp_path, line_a)
+        line_b = SipLine(
+            id=2,
+            session_id=SESSION,
+            kind=LineKind.IP_IP,
+            address=addr_b,
+            number_on_pbx="200",
+            dial_rules=(".*=",),
+            priority=priorities[1],
+        )
+        await gw.sip.update_line(line_b)
+        try:
+            await user.start()
+            handle = await asyncio.wait_for(user.call("@gateway"), T)
+            await asyncio.wait_for(handle.connected.wait(), T)
+            assert len(a.calls) == 1
+            assert len(b.calls) == 1
+            assert b.calls[0].invite.request_uri.user == "200"
+            assert a.calls[0].invite.request_uri.user == "100"
+            ended = a.calls[0]
+            await asyncio.wait_for(ended.ended.wait(), T)
+            assert ended.end_event is not None
+            # ring: the gateway cancelled the fork (487); busy: it refused itself (486)
+            assert ended.end_event.code == (487 if first == "ring" else 486)
+            handle.hangup()
+            await asyncio.wait_for(b.calls[0].ended.wait(), T)
+            assert b.calls[0].end_event is not None
+            assert b.calls[0].end_event.by_peer  # the gateway sent BYE
+        finally:
+            await gw.close()
+    finally:
+        await a.ua.close()
+        await b.ua.close()
+        engine.close()
