@@ -75,7 +75,8 @@ REACH_TIMEOUT = 15.0
 """Seconds to reach the callee of a SIP → Telegram call (decision 14)."""
 PCM_RATE = 8000
 """The rate of the PCM the SIP legs' media lines exchange with Telegram."""
-END_TIMEOUT = 5.0
+RPC_TIMEOUT = 10.0
+"""Seconds Telegram has to accept a call request before the PBX gets 408 (§14.1)."""
 
 
 class SipLegPort:
@@ -150,6 +151,7 @@ class CallRouter:
         self.candidates = CandidateNumbers()
         self.stats: dict[str, int] = {"tg_to_sip": 0, "sip_to_tg": 0, "bridged": 0, "failed": 0}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._failures: dict[int, int] = {}  # calls in a row that failed, by line
         self._loop = asyncio.get_running_loop()
         sip.on_invite = self.on_invite
         sip.ua.on_call = self._hold_call  # calls wait for this router's decision
@@ -229,9 +231,7 @@ class CallRouter:
         target = telegram_target(called)
         log.info("SIP call on line %d to %s %s", line_id, called.kind.value, "***")
         try:
-            handle = await asyncio.wait_for(
-                service.call(target, SipLegPort(call)), service.connect_timeout
-            )
+            handle = await asyncio.wait_for(service.call(target, SipLegPort(call)), RPC_TIMEOUT)
         except CallFloodWait as exc:
             self._reject(call, refusal_status("FLOOD_WAIT", exc.seconds))
             return
@@ -444,10 +444,22 @@ class CallRouter:
                 handle.decline()
             else:
                 handle.hangup()
-        if self.notices is not None and out.hunt.forks:
-            line_id = out.hunt.forks[0].line_id
-            with contextlib.suppress(Exception):
-                await self.notices.call_failures(line_id, 1, f"{failed.status} {failed.reason}")
+        # The administrator hears of it per line: the lines tried, or (no line was eligible)
+        # every line of the session with "No lines for call".
+        if failed.no_lines:
+            tried = sorted(out.lines)
+            text = "No lines for call"
+        else:
+            tried = sorted({f.line_id for f in out.hunt.forks})
+            text = f"{failed.status} {failed.reason}"
+        for line_id in tried:
+            count = self._failures.get(line_id, 0) + 1
+            self._failures[line_id] = count
+            if self.notices is not None:
+                try:
+                    await self.notices.call_failures(line_id, count, text)
+                except Exception as exc:
+                    log.warning("notification failed: %s", type(exc).__name__)
 
     async def _bridge(self, out: _Outgoing, leg: SipCall, fork: Fork) -> None:
         handle = out.handle
@@ -466,6 +478,7 @@ class CallRouter:
             await self._end_leg(leg)
             return
         self.stats["bridged"] += 1
+        self._failures.pop(fork.line_id, None)
         sip_end = self._loop.create_task(leg.ended.wait())
         tg_end = asyncio.ensure_future(asyncio.shield(handle.ended))
         try:

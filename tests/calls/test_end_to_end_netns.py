@@ -96,14 +96,13 @@ async def make_gateway(
 
 
 def ip_line(address: str, **kw: object) -> SipLine:
+    fields: dict[str, object] = {"number_on_pbx": "100", "dial_rules": (".*=",), **kw}
     return SipLine(
         id=1,
         session_id=SESSION,
         kind=LineKind.IP_IP,
         address=address,
-        number_on_pbx="100",
-        dial_rules=(".*=",),
-        **kw,  # type: ignore[arg-type]
+        **fields,  # type: ignore[arg-type]
     )
 
 
@@ -334,3 +333,47 @@ async def test_hunting_over_real_user_agents(
         await a.ua.close()
         await b.ua.close()
         engine.close()
+
+
+class Notices:
+    """Records what the administrator would be told (the bot's Notifier is tested in tests/bot)."""
+
+    def __init__(self) -> None:
+        self.failures: list[tuple[int, int, str]] = []
+
+    async def session_lost(self, session_id: int, detail: str = "", revoked: bool = False) -> int:
+        return 0
+
+    async def registration_failed(self, line_id: int, reason: str) -> int:
+        return 0
+
+    async def call_failures(self, line_id: int, count: int, last_reason: str) -> int:
+        self.failures.append((line_id, count, last_reason))
+        return 1
+
+    async def ip_banned(self, line_id: int, ip: str, seconds: int) -> int:
+        return 0
+
+
+async def test_no_lines_for_call_discards_and_tells_the_administrator(
+    sandbox: Sandbox, make_client: ClientFactory, user: CallPeer, tmp_path: Path
+) -> None:
+    # A filter rule the (empty) candidate never matches: no line is eligible.
+    line = ip_line("127.0.0.1:9", dial_rules=("^9",))
+    gw = await make_gateway(sandbox, make_client, tmp_path, line)
+    notices = Notices()
+    gw.router.notices = notices
+    try:
+        await user.start()
+        for expected in (1, 2):
+            handle = await asyncio.wait_for(user.call("@gateway"), T)
+            end = await handle.wait_ended(T)
+            assert end.by_remote
+            assert not handle.connected.is_set()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + T
+            while len(notices.failures) < expected and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            assert notices.failures[-1] == (1, expected, "No lines for call")
+    finally:
+        await gw.close()
