@@ -377,3 +377,35 @@ async def test_no_lines_for_call_discards_and_tells_the_administrator(
             assert notices.failures[-1] == (1, expected, "No lines for call")
     finally:
         await gw.close()
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian sip-tester) is missing")
+async def test_sipp_pbx_calls_a_telegram_user_who_hears_the_echo(
+    sandbox: Sandbox, make_client: ClientFactory, user: CallPeer, tmp_path: Path
+) -> None:
+    gw = await make_gateway(sandbox, make_client, tmp_path, ip_line("127.0.0.1"))
+    try:
+        user.source = peer_tone(1000)
+        await user.start()
+        args = ["-sf", str(Path(__file__).parent / "scenarios" / "uac_echo.xml")]
+        args += ["-s", USER_PHONE, "-i", "127.0.0.1", "-p", str(free_port())]
+        args += ["-mi", "127.0.0.1", "-mp", str(free_port()), "-rtp_echo", "-m", "1"]
+        args += ["-nostdin", "-timeout", "30s", f"127.0.0.1:{gw.sip_port}"]
+        sipp = asyncio.ensure_future(run_sipp(args, tmp_path, 35))
+        try:
+            theirs = await asyncio.wait_for(user.incoming.get(), T)
+            await asyncio.wait_for(theirs.connected.wait(), T)
+            rec = user.recorder(theirs)
+            await wait_for_frames(rec, 100, 10)
+            rec.clear()
+            await wait_for_frames(rec, 80, 10)
+            # The user's 1000 Hz went to SIPp over the gateway's SIP leg and came back.
+            assert_tone(rec.pcm(last_seconds=0.5), rec.sample_rate, 1000, -12.0)
+            end = await theirs.wait_ended(T)  # SIPp's BYE after 4 s
+            assert end.reason.value == "hangup"
+            assert end.by_remote
+            assert await asyncio.wait_for(sipp, 20) == 0
+        finally:
+            sipp.cancel()
+    finally:
+        await gw.close()
