@@ -318,6 +318,11 @@ async def test_hunting_over_real_user_agents(
             assert len(b.calls) == 1
             assert b.calls[0].invite.request_uri.user == "200"
             assert a.calls[0].invite.request_uri.user == "100"
+            # Caller ID and Name by the default templates: the phone is hidden by the user's
+            # privacy, so "0{userid}"; "{name_ascii}".
+            frm = b.calls[0].invite.from_
+            assert frm.uri.user == f"0{user.id}"
+            assert frm.display_name == "Bob"
             ended = a.calls[0]
             await asyncio.wait_for(ended.ended.wait(), T)
             assert ended.end_event is not None
