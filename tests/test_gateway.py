@@ -52,6 +52,8 @@ bot_api_port = 0
     assert proc.returncode == 0, proc.stderr
     assert "running against the local sandbox" in proc.stderr
     assert "gateway running" in proc.stderr
+    assert "administrator bot polling" in proc.stderr
+    assert " ERROR " not in proc.stderr, proc.stderr
     assert (data / "sandbox" / "rsa_public.pem").read_text().startswith("-----BEGIN")
     assert "configuration store" in proc.stderr
     assert (data / "gateway.db").exists()
@@ -174,3 +176,4 @@ print_codes = true
     assert code_ == 0, text[-3000:]
     assert "stopping" in text
     assert "Traceback" not in text, text[-3000:]
+    assert " ERROR " not in text, text[-3000:]

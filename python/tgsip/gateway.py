@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aiogram import Bot
+    from aiogram import Bot, Dispatcher
 
     from tgsip.bot import Notifier
     from tgsip.bot.services import LineState
@@ -225,6 +225,7 @@ class _Gateway:
         self.bot: Bot | None = None
         self.notifier: Notifier | None = None
         self.polling: asyncio.Task[None] | None = None
+        self.dispatcher: Dispatcher | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
 
     def _spawn(self, coro: Any) -> None:
@@ -354,6 +355,7 @@ class _Gateway:
         self.notifier = Notifier(bot, self.store, Access(admins), time.time)
         if self.router is not None:
             self.router.notices = self.notifier
+        self.dispatcher = dp
         self.polling = asyncio.get_running_loop().create_task(
             dp.start_polling(bot, handle_signals=False, polling_timeout=10)
         )
@@ -428,6 +430,11 @@ class _Gateway:
     async def stop(self) -> None:
         """Stops what :meth:`start` started, in reverse order (each step bounded)."""
         if self.polling is not None:
+            # stop_polling cancels the per-bot polling task too (cancelling the outer task
+            # would leave it polling a closed session).
+            if self.dispatcher is not None and not self.polling.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.dispatcher.stop_polling(), 5.0)
             self.polling.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(self.polling, 5.0)
