@@ -49,11 +49,12 @@ from tgsip.calls.router import (
     telegram_target,
 )
 from tgsip.config.lines import SipLine
+from tgsip.sip.auth import AuthError
 from tgsip.sip.call import Answered, CallEvent, CallState, Dtmf, Ended, SipCall
 from tgsip.sip.headers import quote
 from tgsip.sip.message import Request, SipParseError
 from tgsip.sip.offer import MediaPolicy
-from tgsip.sip.service import SipService
+from tgsip.sip.service import CallTarget, SipService
 from tgsip.sip.transaction import Peer
 from tgsip.storage import ConfigStore
 from tgsip.telegram.calls.call import Ended as TgEnded
@@ -116,6 +117,8 @@ class _Outgoing:
     hunt: Hunt
     lines: dict[int, SipLine]
     legs: dict[int, SipCall] = field(default_factory=dict)
+    targets: dict[int, CallTarget] = field(default_factory=dict)
+    challenged: set[int] = field(default_factory=set)
     timer: asyncio.TimerHandle | None = None
 
 
@@ -383,24 +386,55 @@ class CallRouter:
                 await self._hunt_failed(out, action)
         self._arm(out)
 
-    async def _invite(self, out: _Outgoing, index: int) -> None:
+    async def _invite(self, out: _Outgoing, index: int, challenged: SipCall | None = None) -> None:
+        """INVITE for fork ``index``; ``challenged`` is its leg refused with 401/407, answered
+        once with the line's credentials (gateway → PBX lines, RFC 3261 §22.2)."""
         fork = out.hunt.forks[index]
         line = out.lines[fork.line_id]
-        target = await self.sip.call_target(fork.line_id, fork.number)
+        target = out.targets.get(index)
+        if target is None:
+            target = await self.sip.call_target(fork.line_id, fork.number)
         if target is None:
             await self._act(
                 out, out.hunt.on_final(index, 480, "Line unavailable", self._loop.time())
             )
             return
+        out.targets[index] = target
         uri = target.from_uri
         if fork.caller_id:
             uri = f"sip:{fork.caller_id}@{uri.split('@', 1)[-1]}"
         from_ = f"<{uri}>" if not fork.caller_name else f"{quote(fork.caller_name)} <{uri}>"
-        headers = (*target.headers, *(("Route", r) for r in target.routes))
+        headers: tuple[tuple[str, str], ...] = (
+            *target.headers,
+            *(("Route", r) for r in target.routes),
+        )
+        if challenged is not None:
+            resp = challenged.final
+            assert resp is not None
+            assert target.credentials is not None
+            proxy = resp.status == 407
+            try:
+                value = target.credentials.authorize(
+                    resp.get_all("Proxy-Authenticate" if proxy else "WWW-Authenticate"),
+                    "INVITE",
+                    target.request_uri,
+                )
+            except AuthError as exc:
+                log.warning("line %d: cannot answer the challenge: %s", fork.line_id, exc)
+                await self._act(
+                    out, out.hunt.on_final(index, resp.status, resp.reason, self._loop.time())
+                )
+                return
+            headers = (*headers, ("Proxy-Authorization" if proxy else "Authorization", value))
         policy = MediaPolicy.from_line(line, pcm_rate=PCM_RATE)
         try:
             leg = await self.sip.ua.invite(
-                target.request_uri, target.peer, policy=policy, from_=from_, extra_headers=headers
+                target.request_uri,
+                target.peer,
+                policy=policy,
+                from_=from_,
+                extra_headers=headers,
+                retry_of=challenged,
             )
         except Exception as exc:  # transport refused, no RTP port
             log.warning("line %d: INVITE not sent: %s", fork.line_id, exc)
@@ -409,21 +443,32 @@ class CallRouter:
             )
             return
         out.legs[index] = leg
-        leg.listeners.append(lambda call, ev: self._leg_event(out, index, ev))
+        leg.listeners.append(lambda call, ev: self._leg_event(out, index, call, ev))
         if out.hunt.done:  # the caller hung up while the INVITE went out
             self._spawn(self._end_leg(leg))
 
-    def _leg_event(self, out: _Outgoing, index: int, event: CallEvent) -> None:
+    def _leg_event(self, out: _Outgoing, index: int, leg: SipCall, event: CallEvent) -> None:
         if isinstance(event, Answered):
             self._spawn(self._act(out, out.hunt.on_answer(index)))
         elif isinstance(event, Ended) and not out.hunt.done:
+            target = out.targets.get(index)
+            if (
+                event.code in (401, 407)
+                and index not in out.challenged
+                and target is not None
+                and target.credentials is not None
+                and leg.final is not None
+            ):
+                out.challenged.add(index)
+                self._spawn(self._invite(out, index, challenged=leg))
+                return
             self._spawn(
                 self._act(
                     out, out.hunt.on_final(index, event.code, event.reason, self._loop.time())
                 )
             )
         elif isinstance(event, Dtmf):
-            self._log_dtmf(out.legs[index], event)
+            self._log_dtmf(leg, event)
 
     @staticmethod
     async def _end_leg(leg: SipCall) -> None:

@@ -12,6 +12,7 @@ Runs only inside ``scripts/netns-run`` (``make test-calls``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import pytest_asyncio
 
 from tests.media.helpers import tone
 from tests.sandbox.conftest import ClientFactory, login
-from tests.sip.test_sipp import free_port, run_sipp
+from tests.sip.test_sipp import free_port
 from tests.telegram.calls.audio import analyse, wait_for_frames
 from tgsip.callbridge import CallRouter
 from tgsip.config.lines import Codec, LineKind, SipLine
@@ -45,6 +46,25 @@ GATEWAY_PHONE, USER_PHONE = "+15550101", "+15550202"
 SESSION = 1
 T = 15.0
 SCENARIOS = Path(__file__).parents[1] / "sip" / "scenarios"
+
+
+@contextlib.asynccontextmanager
+async def sipp(args: list[str], cwd: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """SIPp running for the block; killed (and reaped) if still running at its end."""
+    proc = await asyncio.create_subprocess_exec(
+        "sipp",
+        *args,
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await asyncio.wait_for(proc.wait(), 10)
 
 
 @dataclass
@@ -135,28 +155,35 @@ async def test_telegram_user_calls_through_to_a_sipp_echo(
         "127.0.0.1",
     ]
     args += ["-mp", str(free_port()), "-rtp_echo", "-m", "1", "-nostdin", "-timeout", "40s"]
-    sipp = asyncio.ensure_future(run_sipp(args, tmp_path, 45))
-    gw = await make_gateway(
-        sandbox, make_client, tmp_path, ip_line(f"127.0.0.1:{sipp_port}", codecs=(Codec.ALAW,))
-    )
-    try:
-        await user.start()
-        handle = await asyncio.wait_for(user.call("@gateway"), T)
-        await asyncio.wait_for(handle.connected.wait(), T)
-        assert gw.router.stats["bridged"] == 1
-        rec: Recorder = user.recorder(handle)
-        await wait_for_frames(rec, 100, 10)
-        rec.clear()
-        await wait_for_frames(rec, 80, 10)
-        # The user's 440 Hz at -12 dBFS went Telegram -> SIP (PCMU) -> SIPp's echo -> back.
-        assert_tone(rec.pcm(last_seconds=0.5), rec.sample_rate, 440, -12.0)
-        handle.hangup()
-        end = await handle.wait_ended(T)
-        assert end.reason.value == "hangup"
-        assert await asyncio.wait_for(sipp, 20) == 0  # SIPp got the BYE: one successful call
-    finally:
-        sipp.cancel()
-        await gw.close()
+    async with sipp(args, tmp_path) as proc:
+        gw = await make_gateway(
+            sandbox,
+            make_client,
+            tmp_path,
+            ip_line(f"127.0.0.1:{sipp_port}", codecs=(Codec.ALAW,)),
+        )
+        try:
+            await echo_call(gw, user)
+            assert await asyncio.wait_for(proc.wait(), 20) == 0  # SIPp got the BYE
+        finally:
+            await gw.close()
+
+
+async def echo_call(gw: Gateway, user: CallPeer) -> None:
+    """The user calls the session account; the PBX echoes; the user hears its 440 Hz."""
+    await user.start()
+    handle = await asyncio.wait_for(user.call("@gateway"), T)
+    await asyncio.wait_for(handle.connected.wait(), T)
+    assert gw.router.stats["bridged"] == 1
+    rec: Recorder = user.recorder(handle)
+    await wait_for_frames(rec, 100, 10)
+    rec.clear()
+    await wait_for_frames(rec, 80, 10)
+    # The user's 440 Hz at -12 dBFS went Telegram -> SIP (PCMA) -> SIPp's echo -> back.
+    assert_tone(rec.pcm(last_seconds=0.5), rec.sample_rate, 440, -12.0)
+    handle.hangup()
+    end = await handle.wait_ended(T)
+    assert end.reason.value == "hangup"
 
 
 class Pbx:
@@ -396,8 +423,7 @@ async def test_sipp_pbx_calls_a_telegram_user_who_hears_the_echo(
         args += ["-s", USER_PHONE, "-i", "127.0.0.1", "-p", str(free_port())]
         args += ["-mi", "127.0.0.1", "-mp", str(free_port()), "-rtp_echo", "-m", "1"]
         args += ["-nostdin", "-timeout", "30s", f"127.0.0.1:{gw.sip_port}"]
-        sipp = asyncio.ensure_future(run_sipp(args, tmp_path, 35))
-        try:
+        async with sipp(args, tmp_path) as proc:
             theirs = await asyncio.wait_for(user.incoming.get(), T)
             await asyncio.wait_for(theirs.connected.wait(), T)
             rec = user.recorder(theirs)
@@ -409,8 +435,41 @@ async def test_sipp_pbx_calls_a_telegram_user_who_hears_the_echo(
             end = await theirs.wait_ended(T)  # SIPp's BYE after 4 s
             assert end.reason.value == "hangup"
             assert end.by_remote
-            assert await asyncio.wait_for(sipp, 20) == 0
-        finally:
-            sipp.cancel()
+            assert await asyncio.wait_for(proc.wait(), 20) == 0
     finally:
         await gw.close()
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian sip-tester) is missing")
+@pytest.mark.parametrize("password", ["s3cret-pbx", "wrong"])
+async def test_gateway_to_pbx_line_answers_the_invite_challenge(
+    sandbox: Sandbox, make_client: ClientFactory, user: CallPeer, tmp_path: Path, password: str
+) -> None:
+    sipp_port = free_port()
+    args = ["-sf", str(Path(__file__).parent / "scenarios" / "uas_auth.xml")]
+    args += ["-i", "127.0.0.1", "-p", str(sipp_port), "-mi", "127.0.0.1"]
+    args += ["-mp", str(free_port()), "-rtp_echo", "-nostdin", "-timeout", "40s"]
+    line = SipLine(
+        id=1,
+        session_id=SESSION,
+        kind=LineKind.GATEWAY_TO_PBX,
+        login="gwuser",
+        password=password,
+        domain=f"127.0.0.1:{sipp_port}",
+        number_on_pbx="100",
+        dial_rules=(".*=",),
+        codecs=(Codec.ALAW,),
+    )
+    async with sipp(args, tmp_path):
+        gw = await make_gateway(sandbox, make_client, tmp_path, line)
+        try:
+            if password == "wrong":
+                await user.start()
+                handle = await asyncio.wait_for(user.call("@gateway"), T)
+                end = await handle.wait_ended(T)  # 401, then 403 for the bad credentials
+                assert not handle.connected.is_set()
+                assert end.by_remote
+            else:
+                await echo_call(gw, user)
+        finally:
+            await gw.close()

@@ -590,11 +590,22 @@ class UserAgent:
         policy: MediaPolicy | None = None,
         from_: str | None = None,
         extra_headers: tuple[tuple[str, str], ...] = (),
+        retry_of: SipCall | None = None,
     ) -> SipCall:
         """Place a call: opens the media line, sends the INVITE with our offer and returns the
         :class:`~tgsip.sip.call.SipCall` at once; await :meth:`SipCall.wait_answer` or read its
-        events for ringing, early media, the answer or the end."""
+        events for ringing, early media, the answer or the end.
+
+        ``retry_of`` resubmits a call refused with 401/407 (``extra_headers`` then carry the
+        credentials): same Call-ID and From (tag included), CSeq one higher (RFC 3261
+        §8.1.3.5, §22.2)."""
         req = self.new_request("INVITE", uri, peer)
+        if retry_of is not None:
+            old = retry_of.invite
+            from_ = old.get("From")
+            cseq = f"{old.cseq.number + 1} INVITE"
+            keep = {"Call-ID": old.call_id, "CSeq": cseq}
+            req.headers = [(n, keep.get(n, v)) for n, v in req.headers]
         if from_ is not None:
             value = from_ if ";tag=" in from_ else f"{from_};tag={new_tag()}"
             req.headers = [(n, value if n == "From" else v) for n, v in req.headers]
