@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +155,7 @@ class CallRouter:
         self.stats: dict[str, int] = {"tg_to_sip": 0, "sip_to_tg": 0, "bridged": 0, "failed": 0}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._failures: dict[int, int] = {}  # calls in a row that failed, by line
+        self._active: dict[int, int] = {}  # connected calls by line
         self._loop = asyncio.get_running_loop()
         sip.on_invite = self.on_invite
         sip.ua.on_call = self._hold_call  # calls wait for this router's decision
@@ -199,6 +200,22 @@ class CallRouter:
     @staticmethod
     def _hold_call(call: SipCall) -> None:
         """The UA's ``on_call``: the INVITE waits for :meth:`on_invite`'s task."""
+
+    def active_calls(self, line_id: int) -> int:
+        """Calls connected through ``line_id`` now (for the bot's line card)."""
+        return self._active.get(line_id, 0)
+
+    @contextlib.contextmanager
+    def _counted(self, line_id: int) -> Iterator[None]:
+        self._active[line_id] = self._active.get(line_id, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._active.get(line_id, 1) - 1
+            if left > 0:
+                self._active[line_id] = left
+            else:
+                self._active.pop(line_id, None)
 
     # -- SIP → Telegram -------------------------------------------------------------------
 
@@ -248,9 +265,9 @@ class CallRouter:
             log.warning("line %d: Telegram call not placed: %s", line_id, exc)
             self._reject(call, refusal_status("ERROR"))
             return
-        await self._run_sip_to_tg(call, handle)
+        await self._run_sip_to_tg(line_id, call, handle)
 
-    async def _run_sip_to_tg(self, call: SipCall, handle: CallHandle) -> None:
+    async def _run_sip_to_tg(self, line_id: int, call: SipCall, handle: CallHandle) -> None:
         ringing = self._loop.create_task(handle.ringing.wait())
         connected = self._loop.create_task(handle.connected.wait())
         sip_end = self._loop.create_task(call.ended.wait())
@@ -291,7 +308,8 @@ class CallRouter:
                 call.answer()
                 self.stats["bridged"] += 1
             call.listeners.append(self._log_dtmf)
-            await asyncio.wait((sip_end, tg_end), return_when=asyncio.FIRST_COMPLETED)
+            with self._counted(line_id):
+                await asyncio.wait((sip_end, tg_end), return_when=asyncio.FIRST_COMPLETED)
             if sip_end.done():
                 handle.hangup()
             else:
@@ -527,7 +545,8 @@ class CallRouter:
         sip_end = self._loop.create_task(leg.ended.wait())
         tg_end = asyncio.ensure_future(asyncio.shield(handle.ended))
         try:
-            await asyncio.wait((sip_end, tg_end), return_when=asyncio.FIRST_COMPLETED)
+            with self._counted(fork.line_id):
+                await asyncio.wait((sip_end, tg_end), return_when=asyncio.FIRST_COMPLETED)
             if sip_end.done():
                 handle.hangup()
             else:

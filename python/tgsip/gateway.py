@@ -184,8 +184,9 @@ def _sip_service(config: GatewayConfig, data_dir: Path) -> SipService:
 class _LineStates:
     """The SIP service's line states as the bot reads them."""
 
-    def __init__(self, sip: SipService) -> None:
+    def __init__(self, sip: SipService, router: CallRouter | None) -> None:
         self.sip = sip
+        self.router = router
 
     def line_state(self, line_id: int) -> LineState | None:
         from tgsip.bot.services import LineState
@@ -195,7 +196,8 @@ class _LineStates:
         if status is None:
             return None
         registered = None if status.kind is LineKind.IP_IP else status.registered
-        return LineState(registered=registered, last_error=status.last_error)
+        calls = self.router.active_calls(line_id) if self.router is not None else 0
+        return LineState(registered=registered, last_error=status.last_error, active_calls=calls)
 
 
 class _Gateway:
@@ -348,7 +350,7 @@ class _Gateway:
             self.store,
             admins,
             sessions=self.manager,
-            line_states=_LineStates(self.sip),
+            line_states=_LineStates(self.sip, self.router),
             sip_address=self._sip_address(),
             storages=self.storages.available() if self.storages else (),
         )
@@ -383,7 +385,10 @@ class _Gateway:
         timeouts = self.manager.call_timeouts(session_id)
         kw: dict[str, Any] = {}
         if timeouts is not None:
+            # Telegram's ring limit bounds both directions once the device rings; reaching
+            # the callee is the router's 15 s (decision 14).
             kw["answer_timeout"] = timeouts.ring_ms / 1000.0
+            kw["ring_timeout"] = timeouts.ring_ms / 1000.0
             self.router.tg_ring_timeout = timeouts.ring_ms / 1000.0
         service = CallService(client, self.tg_media, **kw)
         self.router.attach(session_id, service)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,6 +175,7 @@ async def echo_call(gw: Gateway, user: CallPeer) -> None:
     handle = await asyncio.wait_for(user.call("@gateway"), T)
     await asyncio.wait_for(handle.connected.wait(), T)
     assert gw.router.stats["bridged"] == 1
+    await until(lambda: gw.router.active_calls(1) == 1)
     rec: Recorder = user.recorder(handle)
     await wait_for_frames(rec, 100, 10)
     rec.clear()
@@ -184,6 +185,15 @@ async def echo_call(gw: Gateway, user: CallPeer) -> None:
     handle.hangup()
     end = await handle.wait_ended(T)
     assert end.reason.value == "hangup"
+    await until(lambda: gw.router.active_calls(1) == 0)
+
+
+async def until(pred: Callable[[], bool], timeout: float = T) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        assert loop.time() < end, "condition not met in time"
+        await asyncio.sleep(0.02)
 
 
 class Pbx:
