@@ -80,6 +80,10 @@ RPC_TIMEOUT = 10.0
 """Seconds Telegram has to accept a call request before the PBX gets 408 (§14.1)."""
 
 
+DtmfListener = Callable[[int, int, Dtmf], None]
+"""``cb(session_id, user_id, digit event)``."""
+
+
 class SipLegPort:
     """A Telegram call's audio over a SIP leg's media-core line (a
     :class:`~tgsip.telegram.calls.ports.PcmPort`). It follows the leg: when the answer made
@@ -156,6 +160,7 @@ class CallRouter:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._failures: dict[int, int] = {}  # calls in a row that failed, by line
         self._active: dict[int, int] = {}  # connected calls by line
+        self._dtmf_listeners: list[DtmfListener] = []
         self._loop = asyncio.get_running_loop()
         sip.on_invite = self.on_invite
         sip.ua.on_call = self._hold_call  # calls wait for this router's decision
@@ -265,9 +270,11 @@ class CallRouter:
             log.warning("line %d: Telegram call not placed: %s", line_id, exc)
             self._reject(call, refusal_status("ERROR"))
             return
-        await self._run_sip_to_tg(line_id, call, handle)
+        await self._run_sip_to_tg(line.session_id, line_id, call, handle)
 
-    async def _run_sip_to_tg(self, line_id: int, call: SipCall, handle: CallHandle) -> None:
+    async def _run_sip_to_tg(
+        self, session_id: int, line_id: int, call: SipCall, handle: CallHandle
+    ) -> None:
         ringing = self._loop.create_task(handle.ringing.wait())
         connected = self._loop.create_task(handle.connected.wait())
         sip_end = self._loop.create_task(call.ended.wait())
@@ -307,7 +314,10 @@ class CallRouter:
             if call.state in (CallState.INCOMING, CallState.EARLY):
                 call.answer()
                 self.stats["bridged"] += 1
-            call.listeners.append(self._log_dtmf)
+            peer = handle.peer_id
+            call.listeners.append(
+                lambda c, ev: self._dtmf(session_id, peer, c, ev) if isinstance(ev, Dtmf) else None
+            )
             with self._counted(line_id):
                 await asyncio.wait((sip_end, tg_end), return_when=asyncio.FIRST_COMPLETED)
             if sip_end.done():
@@ -325,16 +335,19 @@ class CallRouter:
         if call.state in (CallState.INCOMING, CallState.EARLY):
             call.reject(final.status, final.reason, final.headers)
 
-    @staticmethod
-    def _log_dtmf(call: SipCall, event: CallEvent) -> None:
-        if isinstance(event, Dtmf):
-            log.info(
-                "call %s: DTMF %s (%s, %d ms)",
-                call.invite.call_id,
-                event.digit,
-                event.method,
-                event.duration_ms,
-            )
+    def add_dtmf_listener(self, cb: DtmfListener) -> None:
+        """``cb(session_id, user_id, digit)`` for every digit the PBX sends during a
+        connected call (the in-chat keypad and caller info build on this)."""
+        self._dtmf_listeners.append(cb)
+
+    def _dtmf(self, session_id: int, user_id: int, call: SipCall, event: Dtmf) -> None:
+        # Digits may be PINs: only the method is logged.
+        log.debug("call %s: DTMF received (%s)", call.invite.call_id, event.method)
+        for cb in list(self._dtmf_listeners):
+            try:
+                cb(session_id, user_id, event)
+            except Exception:
+                log.exception("DTMF listener failed")
 
     # -- Telegram → SIP -------------------------------------------------------------------
 
@@ -486,7 +499,7 @@ class CallRouter:
                 )
             )
         elif isinstance(event, Dtmf):
-            self._log_dtmf(leg, event)
+            self._dtmf(out.session_id, out.handle.peer_id, leg, event)
 
     @staticmethod
     async def _end_leg(leg: SipCall) -> None:

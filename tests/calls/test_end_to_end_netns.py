@@ -238,6 +238,8 @@ async def test_pbx_calls_a_telegram_user_audio_both_ways(
 ) -> None:
     async with Pbx() as pbx:
         gw = await make_gateway(sandbox, make_client, tmp_path, ip_line("127.0.0.1"))
+        digits: list[tuple[int, int, str]] = []
+        gw.router.add_dtmf_listener(lambda sid, uid, ev: digits.append((sid, uid, ev.digit)))
         try:
             user.source = peer_tone(1000)
             await user.start()
@@ -252,6 +254,12 @@ async def test_pbx_calls_a_telegram_user_audio_both_ways(
             assert_tone(back[-8000:], 8000, 1000, -12.0)
             rec = user.recorder(theirs)
             assert_tone(rec.pcm(last_seconds=0.5), rec.sample_rate, 600, -12.0, tol=5.0)
+            # A digit from the PBX (RFC 4733) reaches the router's DTMF listeners.
+            for digit in "5#":
+                await call.send_dtmf(digit)
+                await exchange_audio(call, 0.3)
+            await until(lambda: len(digits) == 2)
+            assert digits == [(SESSION, user.id, "5"), (SESSION, user.id, "#")]
             await call.hangup()
             end = await theirs.wait_ended(T)
             assert end.reason.value == "hangup"
