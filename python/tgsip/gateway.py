@@ -229,6 +229,7 @@ class _Gateway:
         self.polling: asyncio.Task[None] | None = None
         self.dispatcher: Dispatcher | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
+        self._stopped = False
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -433,7 +434,10 @@ class _Gateway:
             self._spawn(self.notifier.ip_banned(line_id, ban.ip, seconds))
 
     async def stop(self) -> None:
-        """Stops what :meth:`start` started, in reverse order (each step bounded)."""
+        """Stops what :meth:`start` started, in reverse order (each step bounded); once."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self.polling is not None:
             # stop_polling cancels the per-bot polling task too (cancelling the outer task
             # would leave it polling a closed session).
@@ -446,12 +450,28 @@ class _Gateway:
         if self.bot is not None:
             with contextlib.suppress(Exception):
                 await self.bot.session.close()
-        if self.manager is not None:
-            await self.manager.stop()
+        # Calls end while both sides can still say so: Telegram calls are discarded (their
+        # sessions still connected), SIP legs get BYE/CANCEL, then the sessions disconnect.
         if self.router is not None:
             for sid in list(self.router.services):
                 await self._detach_calls(sid)
             await self.router.stop()
+        if self.sip is not None:
+            legs = [*self.sip.ua.calls.values()]
+            for leg in list(self.sip.ua.pending.values()):
+                if leg.role == "uas":  # an INVITE still unanswered
+                    with contextlib.suppress(Exception):
+                        leg.reject(503, "Service Unavailable")
+                else:
+                    legs.append(leg)
+            if legs:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        asyncio.gather(*(leg.hangup() for leg in legs), return_exceptions=True),
+                        5.0,
+                    )
+        if self.manager is not None:
+            await self.manager.stop()
         for task in list(self.tasks):
             task.cancel()
         if self.tg_media is not None:

@@ -94,6 +94,25 @@ async def test_composed_gateway_routes_a_call(sandbox: Sandbox, tmp_path: Path) 
             await store.delete_line(line.id)
             await wait_until(lambda: sip.line(line.id) is None)
             assert account.id == done.session.tg_user_id
+            # A call up while the gateway stops ends on both sides.
+            line = await store.create_line(
+                SipLine(
+                    session_id=sid,
+                    kind=LineKind.IP_IP,
+                    address=addr,
+                    number_on_pbx="101",
+                    dial_rules=(".*=",),
+                )
+            )
+            await wait_until(lambda: sip.line(line.id) is not None)
+            handle = await asyncio.wait_for(user.call("@gateway"), T)
+            await asyncio.wait_for(handle.connected.wait(), T)
+            await gw.stop()
+            end = await handle.wait_ended(T)
+            assert end.by_remote
+            await asyncio.wait_for(phone.calls[1].ended.wait(), T)
+            assert phone.calls[1].end_event is not None
+            assert phone.calls[1].end_event.by_peer  # BYE from the gateway
         finally:
             await user.stop()
             await gw.stop()
