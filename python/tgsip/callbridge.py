@@ -58,7 +58,7 @@ from tgsip.sip.service import CallTarget, SipService
 from tgsip.sip.transaction import Peer
 from tgsip.storage import ConfigStore
 from tgsip.telegram.calls.call import Ended as TgEnded
-from tgsip.telegram.calls.ports import frame_bytes
+from tgsip.telegram.calls.ports import ToneSource, frame_bytes
 from tgsip.telegram.calls.service import (
     CallFloodWait,
     CallHandle,
@@ -87,26 +87,35 @@ DtmfListener = Callable[[int, int, Dtmf], None]
 class SipLegPort:
     """A Telegram call's audio over a SIP leg's media-core line (a
     :class:`~tgsip.telegram.calls.ports.PcmPort`). It follows the leg: when the answer made
-    the leg reopen its line with another codec, the new line is used."""
+    the leg reopen its line with another codec, the new line is used. Without a leg yet (a
+    Callback call hunting the PBX) the user hears a ringback tone: 425 Hz, 1 s on, 4 s off."""
 
-    def __init__(self, call: SipCall, sample_rate: int = PCM_RATE) -> None:
+    def __init__(self, call: SipCall | None, sample_rate: int = PCM_RATE) -> None:
         self.call = call
         self._rate = sample_rate
         self._bytes = frame_bytes(sample_rate)
+        self._ringback = ToneSource(425, sample_rate, -15.0)
+        self._tick = 0
 
     @property
     def sample_rate(self) -> int:
         return self._rate
 
     def read_frame(self) -> bytes:
-        line = self.call.line
+        call = self.call
+        if call is None:
+            self._tick = (self._tick + 1) % 500
+            tone = self._ringback.next_frame()
+            return tone if self._tick < 100 else bytes(self._bytes)
+        line = call.line
         data = line.pull_pcm() if line is not None and not line.closed else b""
         if len(data) != self._bytes:
             data = (data + bytes(self._bytes))[: self._bytes]
         return data
 
     def write_frame(self, data: bytes) -> None:
-        line = self.call.line
+        call = self.call
+        line = call.line if call is not None else None
         if line is not None and not line.closed:
             with contextlib.suppress(Exception):  # closed between the check and the push
                 line.push_pcm(data)
@@ -123,6 +132,8 @@ class _Outgoing:
     legs: dict[int, SipCall] = field(default_factory=dict)
     targets: dict[int, CallTarget] = field(default_factory=dict)
     challenged: set[int] = field(default_factory=set)
+    callback: SipLegPort | None = None
+    """Set for a Callback call: the Telegram call is up already; the leg joins this port."""
     timer: asyncio.TimerHandle | None = None
 
 
@@ -516,10 +527,12 @@ class CallRouter:
                 "session %d: call not routed: %d %s", out.session_id, failed.status, failed.reason
             )
         if not handle.ended.done():
-            if failed.busy:
+            if failed.busy and out.callback is None:
                 handle.decline()
             else:
                 handle.hangup()
+        if out.callback is not None:
+            await self._tell(out.session_id, handle.peer_id, failed)
         # The administrator hears of it per line: the lines tried, or (no line was eligible)
         # every line of the session with "No lines for call".
         if failed.no_lines:
@@ -548,7 +561,10 @@ class CallRouter:
             fork.line_id,
         )
         try:
-            await handle.accept(SipLegPort(leg))
+            if out.callback is not None:
+                out.callback.call = leg
+            else:
+                await handle.accept(SipLegPort(leg))
         except CallServiceError as exc:
             log.warning("session %d: cannot accept the Telegram call: %s", out.session_id, exc)
             await self._end_leg(leg)
@@ -568,6 +584,63 @@ class CallRouter:
             sip_end.cancel()
             tg_end.cancel()
 
+    # -- Callback (§9.3) ----------------------------------------------------------------------
+
+    async def _callback(self, message: IncomingMessage) -> bool:
+        """Calls the user back and, once they answer, hunts the PBX with their text as the
+        number. False when no line suits the text (the message goes on to the Inline bot or
+        the Autoreply)."""
+        sid, user_id = message.session_id, message.sender_id
+        lines = {ln.id: ln for ln in self.sip.table.lines.values() if ln.session_id == sid}
+        caller = CallerInfo(
+            user_id,
+            phone=message.sender_phone,
+            username=message.sender_username,
+            first_name=message.sender_name,
+        )
+        forks = plan_forks(lines.values(), message.text, caller)
+        service = self.services.get(sid)
+        if not forks or service is None:
+            return False
+        self.candidates.take(sid, user_id, self._loop.time())  # used now
+        port = SipLegPort(None)
+        try:
+            handle = await asyncio.wait_for(service.call(user_id, port), RPC_TIMEOUT)
+        except CallRefused as exc:
+            status = refusal_status(exc.name)
+            final = CALLBACK_RESTRICTED if status.status == 403 else status
+            await self._tell(sid, user_id, Failed(False, final.status, final.reason))
+            return True
+        except (CallServiceError, TimeoutError) as exc:
+            log.warning("session %d: callback not placed: %s", sid, type(exc).__name__)
+            return True
+        self.stats["callbacks"] = self.stats.get("callbacks", 0) + 1
+        connected = self._loop.create_task(handle.connected.wait())
+        ended = asyncio.ensure_future(asyncio.shield(handle.ended))
+        try:
+            await asyncio.wait((connected, ended), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            connected.cancel()
+            ended.cancel()
+        if not handle.connected.is_set():
+            return True  # not answered: the call ended by Telegram's ring limit
+        now = self._loop.time()
+        hunt = Hunt(forks, self.group_timeout, now + self.group_timeout * len(forks))
+        out = _Outgoing(sid, handle, hunt, lines, callback=port)
+        self._spawn(self._watch_caller(out))
+        await self._act(out, hunt.start(now))
+        return True
+
+    async def _tell(self, session_id: int, user_id: int, failed: Failed) -> None:
+        """Posts why a Callback did not connect in the chat with the user."""
+        if self.messenger is None:
+            return
+        text = "No lines for call" if failed.no_lines else f"{failed.status} {failed.reason}"
+        try:
+            await self.messenger(session_id).send_message(user_id, f"Call failed: {text}")
+        except Exception as exc:
+            log.warning("session %d: cannot post the call failure: %s", session_id, exc)
+
     # -- messages processing (§11) ---------------------------------------------------------
 
     def on_message(self, message: IncomingMessage) -> None:
@@ -584,6 +657,8 @@ class CallRouter:
         self.candidates.remember(
             message.session_id, message.sender_id, message.text, self._loop.time()
         )
+        if settings.callback and await self._callback(message):
+            return
         if self.messenger is None:
             return
         values = {
@@ -612,6 +687,10 @@ class CallRouter:
                 message.session_id,
                 type(exc).__name__,
             )
+
+
+CALLBACK_RESTRICTED = SipFinal(380, "Callback is restricted")
+"""product.md §14.1: the user's privacy (or a block) forbids the session's call."""
 
 
 def _fill(template: str, values: dict[str, str]) -> str:

@@ -27,6 +27,7 @@ from tests.sip.test_sipp import free_port
 from tests.telegram.calls.audio import analyse, wait_for_frames
 from tgsip.callbridge import CallRouter
 from tgsip.config.lines import Codec, LineKind, SipLine
+from tgsip.config.sessions import SessionRecord, SessionSettings, SessionState
 from tgsip.media import EngineConfig, MediaEngine
 from tgsip.sandbox import Sandbox
 from tgsip.sandbox.peer import CallPeer
@@ -39,6 +40,7 @@ from tgsip.storage import ConfigStore, SecretBox
 from tgsip.telegram.calls.media import TelegramMedia
 from tgsip.telegram.calls.ports import Recorder
 from tgsip.telegram.calls.service import CallService
+from tgsip.telegram.messages import attach_incoming
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(90)]
 
@@ -489,5 +491,50 @@ async def test_gateway_to_pbx_line_answers_the_invite_challenge(
                 assert end.by_remote
             else:
                 await echo_call(gw, user)
+        finally:
+            await gw.close()
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian sip-tester) is missing")
+async def test_callback_calls_the_user_then_the_number_in_the_message(
+    sandbox: Sandbox, make_client: ClientFactory, user: CallPeer, tmp_path: Path
+) -> None:
+    sipp_port = free_port()
+    args = ["-sf", str(SCENARIOS / "uas_pcma.xml"), "-i", "127.0.0.1", "-p", str(sipp_port)]
+    args += ["-mi", "127.0.0.1", "-mp", str(free_port()), "-rtp_echo", "-m", "1"]
+    args += ["-nostdin", "-timeout", "40s", "-trace_msg"]
+    # Digits in the text stay digits (the rules drop everything else).
+    line = ip_line(f"127.0.0.1:{sipp_port}", codecs=(Codec.ALAW,), dial_rules=(r"[^\d]=",))
+    async with sipp(args, tmp_path) as proc:
+        gw = await make_gateway(sandbox, make_client, tmp_path, line)
+        try:
+            rec = await gw.store.create_session(
+                SessionRecord(
+                    admin_id=1,
+                    phone="15550101",
+                    state=SessionState.ACTIVE,
+                    settings=SessionSettings(messages_processing=True, callback=True),
+                )
+            )
+            assert rec.id == SESSION
+            attach_incoming(gw.service.client, SESSION, gw.router.on_message)
+            await user.start()
+            account = sandbox.user_by_phone("15550101")
+            assert account is not None
+            assert user.user is not None
+            await user.user.send_message(account, "call 1-2-3 please")
+            handle = await asyncio.wait_for(user.incoming.get(), T)  # the gateway calls back
+            await asyncio.wait_for(handle.connected.wait(), T)
+            await until(lambda: gw.router.active_calls(1) == 1)
+            heard = user.recorder(handle)
+            await wait_for_frames(heard, 60, 10)
+            heard.clear()
+            await wait_for_frames(heard, 60, 10)
+            assert_tone(heard.pcm(last_seconds=0.5), heard.sample_rate, 440, -12.0)
+            handle.hangup()
+            await handle.wait_ended(T)
+            assert await asyncio.wait_for(proc.wait(), 20) == 0
+            trace = "".join(p.read_text(errors="replace") for p in tmp_path.glob("*_messages.log"))
+            assert "INVITE sip:123@" in trace
         finally:
             await gw.close()
