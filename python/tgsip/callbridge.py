@@ -16,9 +16,14 @@ Telegram packages, which the call layer below them may not import).
   statuses by :func:`~tgsip.calls.router.refusal_status` and
   :func:`~tgsip.calls.router.ended_status`; without ringing within ``reach_timeout`` (15 s,
   decision 14) the PBX gets 480 and the Telegram call is discarded as missed.
-* DTMF received on a SIP leg is logged (the in-chat keypad is not part of this module).
+* DTMF received on a SIP leg goes to :meth:`CallRouter.add_dtmf_listener` listeners (the
+  digits are not logged; the in-chat keypad is not part of this module).
+* Gateway → PBX lines answer a 401/407 to an INVITE once with the line's credentials.
 * Messages processing (§11): with it on, a user's text is the candidate number of their next
-  call (10 min); then the Inline bot (first result posted) or the Autoreply template answers.
+  call (10 min); with Callback on and a line suiting the text, the gateway calls the user
+  (ringback while it hunts the PBX with the text through the dial rules; a failure is posted
+  in the chat, 380 "Callback is restricted" when privacy forbids the call); otherwise the
+  Inline bot (first result posted) or the Autoreply template answers.
 """
 
 from __future__ import annotations
