@@ -607,6 +607,8 @@ class CallRouter:
         service = self.services.get(sid)
         if not forks or service is None:
             return False
+        if any(h.peer_id == user_id for h in service.active):
+            return True  # already in a call with this user: the message changes nothing
         self.candidates.take(sid, user_id, self._loop.time())  # used now
         port = SipLegPort(None)
         try:
