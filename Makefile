@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint lint-python lint-rust test-rust test-python bench fuzz clean
+.PHONY: help setup run test lint lint-python lint-rust test-rust test-python test-calls bench fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | expand -t 16
@@ -16,7 +16,7 @@ setup: ## install Debian packages, create .venv, build the media core (release)
 run: setup ## set up, then run the gateway on embedded defaults
 	$(VENV)/bin/tgsip run
 
-test: setup lint test-rust test-python ## set up, then run every lint and test (what CI runs)
+test: setup lint test-rust test-python test-calls ## set up, then run every lint and test (what CI runs)
 
 lint: lint-rust lint-python ## all lints
 
@@ -36,6 +36,14 @@ test-rust: ## the crate's own tests, pure Rust (no Python), optimised
 
 test-python: ## pytest: unit, integration with real peers, benchmarks run once as smoke tests
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-calls: ## Telegram call media between real ntgcalls peers, in a network namespace (root)
+	@if unshare -n true 2>/dev/null; then \
+	  timeout 240 scripts/netns-run $(PY) -m pytest tests/telegram/calls tests/calls -m netns -p no:cacheprovider $(PYTEST_ARGS); \
+	else \
+	  echo "test-calls: cannot create a network namespace (needs root): the netns tests skip"; \
+	  $(PY) -m pytest tests/telegram/calls tests/calls -m netns $(PYTEST_ARGS); \
+	fi
 
 bench: setup ## pytest-benchmark timings and the capacity benchmark
 	$(PY) -m pytest benches --benchmark-enable --benchmark-only

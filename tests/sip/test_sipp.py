@@ -134,16 +134,18 @@ def test_our_uac_against_sipp_uas(tmp_path: Path, transport: str) -> None:
             for i in range(calls):
                 for _attempt in range(20):
                     try:
-                        resp, call = await ua.invite(f"sip:service@127.0.0.1:{sipp_port}", peer)
+                        call = await ua.invite(f"sip:service@127.0.0.1:{sipp_port}", peer)
                         break
                     except OSError:
                         await asyncio.sleep(0.1)
                 else:
                     raise AssertionError("could not reach SIPp")
-                if resp.status == 408 and i == 0 and transport == "udp":
+                answered = await call.wait_answer(15)
+                assert call.final is not None
+                if call.final.status == 408 and i == 0 and transport == "udp":
                     raise AssertionError("SIPp did not answer")
-                finals.append(resp.status)
-                if call is not None:
+                finals.append(call.final.status)
+                if answered:
                     byes.append((await ua.bye(call)).status)
             rc = await sipp
         finally:

@@ -321,9 +321,10 @@ def test_tls_options_and_call_between_two_uas(tmp_path: Path) -> None:
             peer = Peer("TLS", "127.0.0.1", uas.ports["TLS"])
             resp = await uac.request(uac.new_request("OPTIONS", "sip:x@127.0.0.1", peer), peer)
             assert resp.status == 200
-            final, call = await uac.invite(f"sip:x@127.0.0.1:{peer.port}", peer)
-            assert final.status == 200
-            assert call is not None
+            call = await uac.invite(f"sip:x@127.0.0.1:{peer.port}", peer)
+            assert await call.wait_answer(5)
+            assert call.final is not None
+            assert call.final.status == 200
             bye = await uac.bye(call)
             assert bye.status == 200
             assert uas.stats["calls_ended"] == 1

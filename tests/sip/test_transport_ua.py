@@ -29,9 +29,11 @@ def test_call_info_reinvite_bye() -> None:
     async def main() -> None:
         uas, uac, peer = await pair()
         try:
-            final, call = await uac.invite(f"sip:x@127.0.0.1:{peer.port}", peer)
+            call = await uac.invite(f"sip:x@127.0.0.1:{peer.port}", peer)
+            assert await call.wait_answer(5)
+            final = call.final
+            assert final is not None
             assert final.status == 200
-            assert call is not None
             assert b"m=audio" in final.body
             (server_call,) = uas.calls.values()
             await asyncio.wait_for(server_call.acked.wait(), 5)

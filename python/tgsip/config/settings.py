@@ -31,6 +31,46 @@ class SandboxConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8443
     bot_api_port: int = 8081
+    print_codes: bool = False
+    """Log the sandbox's login codes (fake accounts only; for trying the gateway out)."""
+
+
+class SipSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[sip]``: the gateway's SIP endpoint.
+
+    * ``host``: the address to bind (default ``0.0.0.0``).
+    * ``public_address``: the host (or host:port) PBXs use to reach the gateway, shown in the
+      bot's Show account and put in Contact/Via; defaults to ``host`` (or 127.0.0.1 when
+      ``host`` is a wildcard).
+    * ``udp_port``/``tcp_port``: 5060 by default; 0 = any free port; -1 = transport off.
+    * ``tls_port``: 5061 when ``tls_cert`` and ``tls_key`` (PEM files) are given, else off.
+    """
+
+    host: str = "0.0.0.0"
+    public_address: str = ""
+    udp_port: int = 5060
+    tcp_port: int = 5060
+    tls_port: int = 5061
+    tls_cert: str = ""
+    tls_key: str = ""
+
+
+class BotSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[bot]``: the administrator bot's token from @BotFather. Against the local sandbox the
+    gateway creates a sandbox bot (``sandbox_username``) when no token is given."""
+
+    token: str = ""
+    sandbox_username: str = "tgsip_admin_bot"
+
+
+class GatewaySection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[gateway]``: who runs this gateway.
+
+    * ``admins``: Telegram user ids of the operators, who may connect new sessions in the
+      administrator bot and manage sessions that have no administrator.
+    """
+
+    admins: tuple[int, ...] = ()
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -40,6 +80,9 @@ class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     * ``log_level``: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``.
     * ``media``: the media engine (worker threads, RTP address and port range).
     * ``telegram``: API credentials; when absent the gateway starts the local ``sandbox``.
+    * ``gateway``: its operators (``admins``).
+    * ``sip``: the SIP endpoint (bind address, ports, TLS, public address).
+    * ``bot``: the administrator bot's token.
     """
 
     data_dir: str = "var"
@@ -47,6 +90,9 @@ class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     media: EngineConfig = EngineConfig()
     telegram: TelegramConfig = TelegramConfig()
     sandbox: SandboxConfig = SandboxConfig()
+    gateway: GatewaySection = GatewaySection()
+    sip: SipSection = SipSection()
+    bot: BotSection = BotSection()
 
 
 class ConfigError(ValueError):
@@ -68,4 +114,13 @@ def load(path: str | Path | None = None) -> GatewayConfig:
         raise ConfigError(f"invalid configuration {path}: {e}") from e
 
 
-__all__ = ["ConfigError", "GatewayConfig", "SandboxConfig", "TelegramConfig", "load"]
+__all__ = [
+    "BotSection",
+    "ConfigError",
+    "GatewayConfig",
+    "GatewaySection",
+    "SandboxConfig",
+    "SipSection",
+    "TelegramConfig",
+    "load",
+]

@@ -71,6 +71,25 @@ class ScriptedUser:
         """This user's copy of the chat with ``peer``, newest first."""
         return self.sandbox.world.history(self.id, _uid(peer), limit)
 
+    def _bot_api(self) -> BotApiServer:
+        if self.sandbox.bot_api is None:
+            raise WorldError("BOT_API_NOT_STARTED")
+        return self.sandbox.bot_api
+
+    def reply_keyboard(self, bot: User | int) -> list[list[dict[str, Any]]] | None:
+        """The reply keyboard (Bot API KeyboardButton objects) ``bot`` shows this user."""
+        return self._bot_api().reply_keyboard(_uid(bot), self.id)
+
+    async def share_contact(self, bot: User | int) -> Message:
+        """Press the bot's ``request_contact`` keyboard button: send the own contact."""
+        return self._bot_api().share_contact(self.id, _uid(bot))
+
+    async def share_users(
+        self, bot: User | int, request_id: int, users: list[ScriptedUser | User | int]
+    ) -> Message:
+        """Pick ``users`` with the bot's ``request_users`` keyboard button ``request_id``."""
+        return self._bot_api().share_users(self.id, _uid(bot), request_id, [_uid(u) for u in users])
+
     def calls(self) -> list[Call]:
         """Every call this user made or received, newest first."""
         return self.sandbox.calls_of(self.id)

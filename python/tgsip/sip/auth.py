@@ -318,7 +318,7 @@ class DigestServer:
 
     def verify(
         self,
-        authorization: str,
+        authorization: str | AuthHeader,
         method: str,
         now: float,
         ha1_lookup: Callable[[str, str], str | None],
@@ -329,11 +329,15 @@ class DigestServer:
 
         ``uri`` (the Request-URI), when given, must equal the digest-uri. A correct answer
         on an expired nonce gives STALE; a replayed or out-of-window nonce-count gives FAILED.
+        ``authorization`` may be given already parsed (:func:`tgsip.sip.headers.parse_auth`).
         """
-        try:
-            h = _parse(authorization)
-        except AuthError:
-            return Verdict(AuthResult.FAILED, None, "malformed credentials")
+        if isinstance(authorization, AuthHeader):
+            h = authorization
+        else:
+            try:
+                h = _parse(authorization)
+            except AuthError:
+                return Verdict(AuthResult.FAILED, None, "malformed credentials")
         username = h.get("username")
         if h.scheme.lower() != "digest" or username is None:
             return Verdict(AuthResult.FAILED, username, "not digest")

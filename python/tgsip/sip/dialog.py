@@ -149,6 +149,7 @@ class Dialog:
             self.call_id,
             cseq,
             via_host,
+            from_tag=self.local_tag,  # as UAS, local_uri is the INVITE's To, without our tag
             via_port=via_port,
             transport=transport,
             branch=branch,

@@ -4,37 +4,46 @@
 :class:`~tgsip.sip.transaction.TransactionLayer` and ONE asyncio timer armed at the layer's
 next deadline, and is the UAS and UAC core:
 
-* UAS: INVITE → 100 (transaction), 180, 200 with an SDP answer (:func:`tgsip.sip.sdp.answer_offer`)
-  after ``ring_seconds``; the 2xx is retransmitted by :class:`Uas2xxRetransmitter` until the ACK
-  (§13.3.1.4); ACK, BYE (200, or 481 outside a dialog), CANCEL (200 and 487 to the INVITE, §9.2),
-  re-INVITE (target refresh + new answer), OPTIONS and INFO (200), REGISTER (200, bindings kept
-  in memory; no authentication), anything else 501.
-* UAC: :meth:`UserAgent.invite` (INVITE, ACK for 2xx, dialog), :meth:`UserAgent.bye`,
-  :meth:`UserAgent.register` (answers a 401/407 digest challenge once with
-  :class:`tgsip.sip.auth.DigestClient`), :meth:`UserAgent.request` for any non-INVITE.
+* UAS: each new INVITE becomes a :class:`~tgsip.sip.call.SipCall` (offer negotiated, media line
+  opened from the :class:`~tgsip.media.engine.MediaEngine` given to the UA). With ``on_call``
+  set the application decides (ring, answer, reject); without it the UA sends 180 and answers
+  after ``ring_seconds`` (accept-all). The 2xx is retransmitted by
+  :class:`Uas2xxRetransmitter` until the ACK (§13.3.1.4); CANCEL (200 and 487, §9.2); every
+  in-dialog request (BYE, re-INVITE, INFO, OPTIONS, REFER, NOTIFY) goes to its call; OPTIONS
+  outside a dialog 200; REGISTER (200, bindings kept in memory); anything else 501.
+* UAC: :meth:`UserAgent.invite` returns a :class:`~tgsip.sip.call.SipCall` for an outgoing call,
+  :meth:`UserAgent.bye`, :meth:`UserAgent.register` (answers a 401/407 digest challenge once
+  with :class:`tgsip.sip.auth.DigestClient`), :meth:`UserAgent.request` for any non-INVITE.
+
+Without a media engine the UA still answers calls (signalling only, for benchmarks): the SDP then
+names ``media_port`` and no media flows.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
+from typing import Any
 
+from tgsip.media.engine import Line, MediaEngine
+from tgsip.media.events import DtmfReceived, MediaEvent, RtpTimeout
 from tgsip.sip.auth import AuthError, AuthResult, DigestClient, DigestServer
-from tgsip.sip.dialog import Dialog, DialogError
+from tgsip.sip.call import CallState, SipCall
+from tgsip.sip.dialog import Dialog
 from tgsip.sip.message import (
     Request,
     Response,
     SipParseError,
+    check_request,
     make_response,
     new_branch,
     new_request,
     new_tag,
 )
-from tgsip.sip.sdp import OfferAnswerError, answer_offer, build_offer, parse_sdp
+from tgsip.sip.offer import MediaPolicy
+from tgsip.sip.policy import Reply, RequestPolicy
 from tgsip.sip.transaction import (
     INF,
     Action,
@@ -52,11 +61,11 @@ from tgsip.sip.transaction import (
 )
 from tgsip.sip.transport import StreamServer, UdpTransport, response_peer
 
-__all__ = ["Call", "Uas2xxRetransmitter", "UserAgent"]
+__all__ = ["Uas2xxRetransmitter", "UserAgent"]
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, REGISTER"
 
 
 class Uas2xxRetransmitter:
@@ -107,19 +116,6 @@ class Uas2xxRetransmitter:
         return [Send(self.txn, self.response, self.txn.peer)]
 
 
-@dataclass(eq=False)
-class Call:
-    """One call leg seen by the UA core."""
-
-    dialog: Dialog
-    peer: Peer
-    invite: Request
-    retransmitter: Uas2xxRetransmitter | None = None
-    ack: Request | None = None
-    acked: asyncio.Event = field(default_factory=asyncio.Event)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-
-
 class UserAgent:
     """UAS + UAC core bound to ``host`` (IPv4 or IPv6 literal)."""
 
@@ -129,21 +125,29 @@ class UserAgent:
         *,
         timers: Timers | None = None,
         codecs: tuple[str, ...] = ("alaw", "mulaw", "opus"),
-        media_port: int = 40000,
+        dtmf_methods: tuple[str, ...] = ("rfc2833",),
+        media: MediaEngine | None = None,
+        media_port: int = 9,
         ring_seconds: float = 0.0,
         send_ringing: bool = True,
     ) -> None:
         self.host = host
         self.layer = TransactionLayer(timers)
-        self.codecs = codecs
+        self.policy = MediaPolicy.of(codecs, dtmf_methods)
+        """The default media policy of calls (a line's codecs and DTMF methods)."""
+        self.media = media
         self.media_port = media_port
+        """Signalling-only mode (no ``media`` engine): the port the SDP names."""
         self.ring_seconds = ring_seconds
         self.send_ringing = send_ringing
         self.udp: UdpTransport | None = None
         self.tcp: StreamServer | None = None
         self.tls: StreamServer | None = None
         self.ports: dict[str, int] = {}
-        self.calls: dict[tuple[str, str, str], Call] = {}
+        self.calls: dict[tuple[str, str, str], SipCall] = {}
+        """Established calls by dialog ID."""
+        self.pending: dict[int, SipCall] = {}
+        """Calls whose INVITE (in or out) has no final response yet, by transaction id."""
         self.registrations: dict[str, tuple[str, float]] = {}
         self.stats: dict[str, int] = {"calls_answered": 0, "calls_ended": 0, "cancelled": 0}
         self.stats["2xx_retransmissions"] = 0
@@ -151,13 +155,18 @@ class UserAgent:
         self._timer: asyncio.TimerHandle | None = None
         self._armed = INF
         self._pending: dict[int, asyncio.Future[Response]] = {}
-        self._pending_invite: dict[int, tuple[Request, Peer]] = {}
-        self._invite_tags: dict[int, str] = {}
-        self._sess = itertools.count(1)
+        self._lines: dict[int, SipCall] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.registrar_auth: tuple[DigestServer, Callable[[str, str], str | None]] | None = None
         """When set, REGISTER must pass this digest challenge (server, HA1 lookup)."""
         self.on_invite: Callable[[Request], None] | None = None
-        """Called with each new (out-of-dialog) INVITE after the 180 is sent."""
+        """Called with each new (out-of-dialog) INVITE once its call is prepared."""
+        self.request_policy: RequestPolicy | None = None
+        """When set, screens every incoming request (:mod:`tgsip.sip.policy`)."""
+        self.on_call: Callable[[SipCall], None] | None = None
+        """Given each new incoming call; it must ring/answer/reject it. None = accept all."""
+        self.policy_for: Callable[[Request], MediaPolicy | None] | None = None
+        """The media policy for an incoming INVITE (its line's), default :attr:`policy`."""
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -172,6 +181,9 @@ class UserAgent:
     ) -> None:
         """Open the transports (``None`` = not this one, 0 = any free port)."""
         self._loop = asyncio.get_running_loop()
+        if self.media is not None:
+            self.media.attach(self._loop)
+            self.media.add_listener(self._on_media_event)
         if udp_port is not None:
             self.udp = await UdpTransport.listen(self.host, udp_port, self._on_message)
             self.ports["UDP"] = self.udp.local[1]
@@ -195,6 +207,10 @@ class UserAgent:
         for fut in self._pending.values():
             if not fut.done():
                 fut.cancel()
+        for call in [*self.calls.values(), *self.pending.values()]:
+            call._end(503, "Shutting down", by_peer=False)
+        for task in list(self._tasks):
+            task.cancel()
 
     def _now(self) -> float:
         assert self._loop is not None
@@ -250,8 +266,12 @@ class UserAgent:
     def _on_message(self, msg: Request | Response, peer: Peer) -> None:
         now = self._now()
         try:
-            if isinstance(msg, Request) and msg.method != "ACK":
-                peer = response_peer(msg, peer)
+            if isinstance(msg, Request):
+                if msg.method != "ACK":
+                    peer = response_peer(msg, peer)
+                if self.request_policy is not None and not self.request_policy.admit(msg, peer):
+                    self.stats["dropped"] = self.stats.get("dropped", 0) + 1
+                    return
             acts = self.layer.receive(msg, peer, now)
             self._run(acts)
         except (SipParseError, ValueError) as exc:
@@ -270,12 +290,13 @@ class UserAgent:
         to_tag: str | None = None,
         headers: tuple[tuple[str, str], ...] = (),
         body: bytes = b"",
+        content_type: str = "application/sdp",
     ) -> Response:
         resp = make_response(req, status, reason, to_tag=to_tag)
         for n, v in headers:
             resp.add(n, v)
         if body:
-            resp.add("Content-Type", "application/sdp")
+            resp.add("Content-Type", content_type)
             resp.body = body
         if isinstance(txn, InviteServer | NonInviteServer):
             self._run(self.layer.respond(txn, resp, self._now()))
@@ -287,58 +308,46 @@ class UserAgent:
         t = "" if transport == "UDP" else f";transport={transport.lower()}"
         return f"<sip:tgsip@{host}:{port}{t}>"
 
-    def _answer_sdp(self, offer: bytes) -> bytes:
-        sess = next(self._sess)
-        if offer:
-            answer, _ = answer_offer(
-                parse_sdp(offer), self.host, self.media_port, self.codecs, session_id=sess
-            )
-        else:
-            answer = build_offer(self.host, self.media_port, self.codecs, session_id=sess)
-        return answer.to_bytes()
-
     def _on_request(self, txn: Transaction | None, req: Request, peer: Peer) -> None:
         m = req.method
+        if self.request_policy is not None and m not in ("ACK", "CANCEL") and req.to.tag is None:
+            verdict = self.request_policy.decide(req, peer)
+            if isinstance(verdict, Reply):
+                self._respond(txn, req, verdict.status, verdict.reason, new_tag(), verdict.headers)
+                return
         if m == "ACK":
             call = self.calls.get(Dialog.key_of(req, incoming=True))
-            if call is not None and call.retransmitter is not None:
-                self.stats["2xx_retransmissions"] += call.retransmitter.sent
-                call.retransmitter.stop()
-                self.layer.schedule(call.retransmitter)
-                call.retransmitter = None
-                call.acked.set()
+            if call is not None:
+                call.on_ack(req)
             return
         if m == "INVITE":
             assert isinstance(txn, InviteServer)
             self._on_invite(txn, req, peer)
-        elif m == "BYE":
-            call = self.calls.pop(Dialog.key_of(req, incoming=True), None)
-            if call is None:
-                self._respond(txn, req, 481, "Call/Transaction Does Not Exist")
-                return
-            if call.retransmitter is not None:
-                self.stats["2xx_retransmissions"] += call.retransmitter.sent
-                call.retransmitter.stop()
-                self.layer.schedule(call.retransmitter)
-            self._respond(txn, req, 200, "OK")
-            self.stats["calls_ended"] += 1
-            call.ended.set()
         elif m == "CANCEL":
             inv = self.layer.find_invite_for_cancel(req)
             if inv is None or inv.state is not State.PROCEEDING:
                 self._respond(txn, req, 481, "Call/Transaction Does Not Exist")
                 return
             self._respond(txn, req, 200, "OK")
-            tag = self._invite_tags.pop(id(inv), None) or new_tag()
-            self._respond(inv, inv.request, 487, "Request Terminated", to_tag=tag)
+            call = self.pending.pop(id(inv), None)
+            if call is not None:
+                call.on_cancel()
+            else:
+                self._respond(inv, inv.request, 487, "Request Terminated", to_tag=new_tag())
             self.stats["cancelled"] += 1
-        elif m in ("OPTIONS", "INFO"):
-            if m == "INFO" and Dialog.key_of(req, incoming=True) not in self.calls:
-                self._respond(txn, req, 481, "Call/Transaction Does Not Exist")
-                return
-            self._respond(txn, req, 200, "OK", headers=(("Allow", ALLOW),))
         elif m == "REGISTER":
             self._on_register(txn, req)
+        elif req.to.tag is not None:
+            call = self.calls.get(Dialog.key_of(req, incoming=True))
+            if call is None:
+                self._respond(txn, req, 481, "Call/Transaction Does Not Exist")
+                return
+            assert isinstance(txn, NonInviteServer)
+            call.on_request(txn, req)
+        elif m == "OPTIONS":
+            self._respond(txn, req, 200, "OK", headers=(("Allow", ALLOW),))
+        elif m in ("BYE", "INFO", "REFER", "NOTIFY"):
+            self._respond(txn, req, 481, "Call/Transaction Does Not Exist")
         else:
             self._respond(txn, req, 501, "Not Implemented", headers=(("Allow", ALLOW),))
 
@@ -384,124 +393,151 @@ class UserAgent:
         except SipParseError as exc:
             self._respond(txn, req, exc.status or 400, exc.reason, to_tag=new_tag())
             return
-        key = Dialog.key_of(req, incoming=True)
-        if req.to.tag is not None:
-            call = self.calls.get(key)
+        if req.to.tag is not None:  # re-INVITE
+            call = self.calls.get(Dialog.key_of(req, incoming=True))
             if call is None:
                 self._respond(txn, req, 481, "Call/Transaction Does Not Exist")
                 return
-            try:
-                call.dialog.on_request(req)
-                body = self._answer_sdp(req.body)
-            except DialogError as exc:
-                self._respond(txn, req, exc.status, exc.reason)
-                return
-            except OfferAnswerError as exc:
-                self._respond(txn, req, exc.status, "Not Acceptable Here")
-                return
-            self._answer(call, txn, req, body)
+            call.on_request(txn, req)
             return
-        tag = new_tag()
-        try:
-            body = self._answer_sdp(req.body)
-        except OfferAnswerError as exc:
-            self._respond(txn, req, exc.status, "Not Acceptable Here", to_tag=tag)
+        refused = check_request(req, to_tag=new_tag())  # Require (420), body type (415)
+        if refused is not None:
+            self._run(self.layer.respond(txn, refused, self._now()))
             return
-        except ValueError:
-            self._respond(txn, req, 400, "Bad SDP", to_tag=tag)
+        policy = self.policy_for(req) if self.policy_for is not None else None
+        call = SipCall(self, "uas", peer, req, policy or self.policy, self.media)
+        if not call.prepare_incoming(txn):
             return
-        if self.send_ringing:
-            self._respond(txn, req, 180, "Ringing", to_tag=tag)
+        self.pending[id(txn)] = call
         if self.on_invite is not None:
             self.on_invite(req)
-        dialog = Dialog.as_uas(req, tag)
-        call = Call(dialog, peer, req)
+        if self.on_call is not None:
+            try:
+                self.on_call(call)
+            except Exception:  # the application's bug must not leave the INVITE hanging
+                log.exception("on_call failed")
+                if call.state in (CallState.INCOMING, CallState.EARLY):
+                    call.reject(500, "Server Internal Error")
+            return
+        if self.send_ringing:
+            call.ring()
         if self.ring_seconds > 0 and self._loop is not None:
-            self._invite_tags[id(txn)] = tag
-            self._loop.call_later(self.ring_seconds, self._answer_later, call, txn, req, body)
+            self._loop.call_later(self.ring_seconds, self._answer_later, call)
         else:
-            self._answer(call, txn, req, body)
+            call.answer()
 
-    def _answer_later(self, call: Call, txn: InviteServer, req: Request, body: bytes) -> None:
-        self._invite_tags.pop(id(txn), None)
-        if txn.state is State.PROCEEDING:
-            self._answer(call, txn, req, body)
+    def _answer_later(self, call: SipCall) -> None:
+        if call.state in (CallState.INCOMING, CallState.EARLY):
+            call.answer()
             self._rearm()
 
-    def _answer(self, call: Call, txn: InviteServer, req: Request, body: bytes) -> None:
-        record_route = tuple(("Record-Route", v) for v in req.get_all("Record-Route"))
-        headers = (*record_route, ("Contact", self._contact(call.peer.transport)))
-        resp = self._respond(
-            txn, req, 200, "OK", to_tag=call.dialog.local_tag, headers=headers, body=body
-        )
-        self.calls[call.dialog.key] = call
-        if call.retransmitter is not None:
-            call.retransmitter.stop()
-            self.layer.schedule(call.retransmitter)
-        rt = Uas2xxRetransmitter(
-            txn, resp, self._now(), self.layer.timers, lambda: self._no_ack(call)
-        )
-        call.retransmitter = rt
-        self.layer.schedule(rt)
-        self.stats["calls_answered"] += 1
+    def call_for(self, request: Request) -> SipCall | None:
+        """The call of an incoming INVITE (for code that only sees the request, such as an
+        ``on_invite`` callback), while it is pending or established."""
+        for call in self.pending.values():
+            if call.invite is request:
+                return call
+        for call in self.calls.values():
+            if call.invite is request:
+                return call
+        return None
 
-    def _no_ack(self, call: Call) -> list[Action]:
-        """No ACK within 64*T1: confirm and immediately end the dialog (§13.3.1.4)."""
-        if self.calls.get(call.dialog.key) is not call:
+    # -- calls' hooks -------------------------------------------------------------------
+
+    def _dialog_established(self, call: SipCall) -> None:
+        assert call.dialog is not None
+        self.calls[call.dialog.key] = call
+        if call.role == "uas":
+            self.stats["calls_answered"] += 1
+            for k, v in list(self.pending.items()):
+                if v is call:
+                    del self.pending[k]
+
+    def _forget_call(self, call: SipCall) -> None:
+        if call.dialog is not None and self.calls.get(call.dialog.key) is call:
+            del self.calls[call.dialog.key]
+        for k, v in list(self.pending.items()):
+            if v is call:
+                del self.pending[k]
+
+    def _retransmit_2xx(
+        self, call: SipCall, txn: InviteServer, resp: Response
+    ) -> Uas2xxRetransmitter:
+        def give_up() -> list[Action]:
+            if call.retransmitter is rt:
+                call.on_no_ack()
             return []
-        del self.calls[call.dialog.key]
-        call.retransmitter = None
-        self.stats["no_ack"] = self.stats.get("no_ack", 0) + 1
-        bye = call.dialog.new_request(
-            "BYE",
-            self.host,
-            via_port=self.ports.get(call.peer.transport),
-            transport=call.peer.transport,
-        )
-        _, acts = self.layer.send_request(bye, call.peer, self._now())
-        call.ended.set()
-        return acts
+
+        rt = Uas2xxRetransmitter(txn, resp, self._now(), self.layer.timers, give_up)
+        self.layer.schedule(rt)
+        self._rearm()
+        return rt
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("call task failed: %r", task.exception())
+
+    def _send_in_transaction(self, req: Request, peer: Peer) -> None:
+        """Send a non-INVITE request whose response nobody awaits."""
+        self._spawn(self.request(req, peer))
+
+    async def _send_invite(self, call: SipCall, req: Request) -> InviteClient:
+        if call.peer.reliable:
+            await self._connect(call.peer)
+        txn, acts = self.layer.send_request(req, call.peer, self._now())
+        assert isinstance(txn, InviteClient)
+        self.pending[id(txn)] = call
+        self._run(acts)
+        self._rearm()
+        return txn
+
+    def _register_line(self, line: Line, call: SipCall) -> None:
+        self._lines[line.id] = call
+
+    def _unregister_line(self, line: Line) -> None:
+        self._lines.pop(line.id, None)
+
+    def _on_media_event(self, event: MediaEvent) -> None:
+        call = self._lines.get(event.line_id)
+        if call is None:
+            return
+        if isinstance(event, DtmfReceived):
+            call.on_media_dtmf(event.digit, event.method, event.duration_ms)
+        elif isinstance(event, RtpTimeout):
+            call.on_rtp_timeout()
+            self._rearm()
 
     # -- UAC ----------------------------------------------------------------------------
 
     def _on_response(self, txn: Transaction | None, resp: Response, peer: Peer) -> None:
         if isinstance(txn, InviteClient) or (txn is None and resp.cseq.method == "INVITE"):
-            if 200 <= resp.status < 300:
-                self._on_invite_2xx(txn, resp, peer)
-                return
-            if resp.status < 200 or txn is None:
-                return
+            call = self.pending.get(id(txn)) if txn is not None else None
+            if call is None:
+                call = self.calls.get(Dialog.key_of(resp, incoming=True))
+            if call is not None:
+                if resp.status >= 200 and txn is not None:
+                    self.pending.pop(id(txn), None)
+                call.on_invite_response(txn, resp)
         if txn is None or resp.status < 200:
             return
         fut = self._pending.pop(id(txn), None)
         if fut is not None and not fut.done():
             fut.set_result(resp)
 
-    def _on_invite_2xx(self, txn: Transaction | None, resp: Response, peer: Peer) -> None:
-        key = Dialog.key_of(resp, incoming=True)
-        call = self.calls.get(key)
-        if call is None:
-            if txn is None:
-                return  # a 2xx for no INVITE we know: ignore (§13.2.2.4 needs the dialog)
-            invite, dest = self._pending_invite.get(id(txn), (txn.request, peer))
-            dialog = Dialog.as_uac(invite, resp)
-            call = Call(dialog, dest, invite)
-            self.calls[key] = call
-        if call.ack is None:
-            call.ack = call.dialog.new_request(
-                "ACK",
-                self.host,
-                via_port=self.ports.get(call.peer.transport),
-                transport=call.peer.transport,
-                cseq=call.invite.cseq.number,
-            )
-        self._send(call.ack, call.peer)  # ACK for 2xx, also for each retransmission
-        if txn is not None:
-            fut = self._pending.pop(id(txn), None)
-            if fut is not None and not fut.done():
-                fut.set_result(resp)
-
     def _on_timeout(self, txn: Transaction) -> None:
+        call = self.pending.pop(id(txn), None)
+        if call is not None:
+            call.on_invite_response(
+                txn if isinstance(txn, InviteClient) else None,
+                make_response(txn.request, 408, "Request Timeout"),
+            )
+            return
         fut = self._pending.pop(id(txn), None)
         if fut is not None and not fut.done():
             fut.set_result(make_response(txn.request, 408, "Request Timeout"))
@@ -523,15 +559,12 @@ class UserAgent:
         fut: asyncio.Future[Response] = loop.create_future()
         txn, acts = self.layer.send_request(req, peer, self._now())
         self._pending[id(txn)] = fut
-        if isinstance(txn, InviteClient):
-            self._pending_invite[id(txn)] = (req, peer)
         self._run(acts)
         self._rearm()
         try:
             return await fut
         finally:
             self._pending.pop(id(txn), None)
-            self._pending_invite.pop(id(txn), None)
 
     def new_request(self, method: str, uri: str, peer: Peer, **kw: object) -> Request:
         """An out-of-dialog request from us with our Via and Contact."""
@@ -549,14 +582,47 @@ class UserAgent:
             **kw,  # type: ignore[arg-type]
         )
 
-    async def invite(self, uri: str, peer: Peer) -> tuple[Response, Call | None]:
-        """Place a call: INVITE with an SDP offer, ACK for the 2xx; returns (final, call)."""
-        sdp = build_offer(self.host, self.media_port, self.codecs, session_id=next(self._sess))
-        req = self.new_request("INVITE", uri, peer, body=sdp.to_bytes())
-        resp = await self.request(req, peer)
-        if 200 <= resp.status < 300:
-            return resp, self.calls.get(Dialog.key_of(resp, incoming=True))
-        return resp, None
+    async def invite(
+        self,
+        uri: str,
+        peer: Peer,
+        *,
+        policy: MediaPolicy | None = None,
+        from_: str | None = None,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+        retry_of: SipCall | None = None,
+    ) -> SipCall:
+        """Place a call: opens the media line, sends the INVITE with our offer and returns the
+        :class:`~tgsip.sip.call.SipCall` at once; await :meth:`SipCall.wait_answer` or read its
+        events for ringing, early media, the answer or the end.
+
+        ``retry_of`` resubmits a call refused with 401/407 (``extra_headers`` then carry the
+        credentials): same Call-ID and From (tag included), CSeq one higher (RFC 3261
+        §8.1.3.5, §22.2)."""
+        req = self.new_request("INVITE", uri, peer)
+        if retry_of is not None:
+            old = retry_of.invite
+            from_ = old.get("From")
+            cseq = f"{old.cseq.number + 1} INVITE"
+            keep = {"Call-ID": old.call_id, "CSeq": cseq}
+            req.headers = [(n, keep.get(n, v)) for n, v in req.headers]
+        if from_ is not None:
+            value = from_ if ";tag=" in from_ else f"{from_};tag={new_tag()}"
+            req.headers = [(n, value if n == "From" else v) for n, v in req.headers]
+        call = SipCall(self, "uac", peer, req, policy or self.policy, self.media)
+        body = call.prepare_outgoing()
+        req.body = body
+        req.headers.append(("Content-Type", "application/sdp"))
+        req.headers.append(("Allow", ALLOW))
+        for n, v in extra_headers:
+            req.add(n, v)
+        try:
+            txn = await self._send_invite(call, req)
+        except BaseException:
+            call._end(503, "Could not send", by_peer=False)
+            raise
+        call.started(txn)
+        return call
 
     async def cancel(self, invite: Request, peer: Peer) -> Response:
         """CANCEL a pending INVITE (§9.1): same Request-URI, Call-ID, From, To, CSeq number,
@@ -573,17 +639,11 @@ class UserAgent:
         req.headers.append(("CSeq", f"{invite.cseq.number} CANCEL"))
         return await self.request(req, peer)
 
-    async def bye(self, call: Call) -> Response:
-        """End a call with BYE (§15.1.1)."""
-        self.calls.pop(call.dialog.key, None)
-        req = call.dialog.new_request(
-            "BYE",
-            self.host,
-            via_port=self.ports.get(call.peer.transport),
-            transport=call.peer.transport,
-        )
-        resp = await self.request(req, call.peer)
-        call.ended.set()
+    async def bye(self, call: SipCall) -> Response:
+        """End an established call with BYE (§15.1.1); returns the BYE's response."""
+        resp = await call.hangup()
+        if resp is None:
+            raise ValueError("the call is not established")
         return resp
 
     async def register(
