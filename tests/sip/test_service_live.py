@@ -385,3 +385,58 @@ def test_service_follows_the_configuration_store(tmp_path: Path) -> None:
             store.close()
 
     asyncio.run(main())
+
+
+def test_registration_and_ip_ip_over_ipv6() -> None:
+    async def main() -> None:
+        pbx = SipService("::1", udp_port=0, tcp_port=None)
+        gw = SipService("::1", udp_port=0, tcp_port=None)
+        got: list[int] = []
+        gw.on_invite = lambda line_id, req, src: got.append(line_id)
+        await pbx.start()
+        await gw.start()
+        try:
+            await pbx.set_lines(
+                [
+                    SipLine(
+                        id=1,
+                        session_id=1,
+                        kind=LineKind.PBX_TO_GATEWAY,
+                        login="v6acct0001",
+                        password="v6-password-0123456789",
+                        trusted_ips=("::1/128",),
+                    )
+                ]
+            )
+            await gw.set_lines(
+                [
+                    SipLine(
+                        id=2,
+                        session_id=1,
+                        kind=LineKind.GATEWAY_TO_PBX,
+                        login="v6acct0001",
+                        password="v6-password-0123456789",
+                        domain=f"[::1]:{pbx.ports['UDP']}",
+                    ),
+                ]
+            )
+            reg = gw.registration(2)
+            assert reg is not None
+            await until(lambda: reg.state is RegState.REGISTERED)
+            st = pbx.line_status(1)
+            assert st is not None
+            assert st.registered
+            assert st.source == Peer("UDP", "::1", gw.ports["UDP"])
+            assert f"@[::1]:{gw.ports['UDP']}" in st.contact
+            # the PBX calls the gateway's contact: accepted for line 2
+            target = await pbx.call_target(1, "")
+            assert target is not None
+            async with asyncio.timeout(5):
+                resp = await pbx.ua.request(pbx.build_invite(target, b""), target.peer)
+            assert resp.status == 200
+            assert got == [2]
+        finally:
+            await gw.stop()
+            await pbx.stop()
+
+    asyncio.run(main())

@@ -13,7 +13,8 @@
   addresses, explicit Trusted IPs) are exempt.
 
 Lines are applied live with :meth:`SipService.set_lines`, :meth:`SipService.update_line` and
-:meth:`SipService.remove_line`; a gateway → PBX line re-registers when its Login, Password,
+:meth:`SipService.remove_line`, or taken from the configuration store and kept in step with
+it by :meth:`SipService.follow`; a gateway → PBX line re-registers when its Login, Password,
 Domain, Proxy or transport changes and unregisters when removed or disabled.
 
 Incoming calls: an out-of-dialog INVITE that the policy accepts for a line is handed to
