@@ -441,3 +441,33 @@ async def test_invite_requiring_100rel_gets_420(pair: Pair) -> None:
     assert resp.status == 420
     assert resp.get("Unsupported") == "100rel"
     assert pair.incoming.empty()
+
+
+async def test_ipv6_call_with_media() -> None:
+    """Signalling and RTP on ::1: the SDP says c=IN IP6 and the tone arrives."""
+    e1 = MediaEngine(EngineConfig(workers=1, bind_ip="::1", port_min=44800, port_max=44899))
+    e2 = MediaEngine(EngineConfig(workers=1, bind_ip="::1", port_min=44900, port_max=44989))
+    uas = UserAgent("::1", timers=FAST, media=e1)
+    uac = UserAgent("::1", timers=FAST, media=e2)
+    incoming: asyncio.Queue[SipCall] = asyncio.Queue()
+    uas.on_call = incoming.put_nowait
+    try:
+        await uas.start(udp_port=0)
+        await uac.start(udp_port=0)
+        p = Pair(uac, uas, Peer("UDP", "::1", uas.ports["UDP"]), incoming)
+        out = await p.uac.invite(f"sip:x@[::1]:{p.peer.port}", p.peer)
+        inc = await asyncio.wait_for(p.incoming.get(), 5)
+        assert b"c=IN IP6 ::1" in inc.invite.body
+        inc.answer()
+        assert await out.wait_answer(5)
+        assert out.negotiated is not None
+        assert out.negotiated.remote_host == "::1"
+        rx = await exchange_audio(out, inc, 1000.0, 800)
+        assert level_at(rx[len(rx) // 2 :], 1000.0) > -16
+        await out.hangup()
+        assert isinstance(await next_event(inc, Ended), Ended)
+    finally:
+        await uac.close()
+        await uas.close()
+        e1.close()
+        e2.close()

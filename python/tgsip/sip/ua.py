@@ -559,7 +559,7 @@ class UserAgent:
         return new_request(
             method,
             uri,
-            f"<sip:tgsip@{self.host}>",
+            f"<sip:tgsip@[{self.host}]>" if ":" in self.host else f"<sip:tgsip@{self.host}>",
             f"<{uri}>",
             new_branch()[7:] + "@tgsip",
             1,
