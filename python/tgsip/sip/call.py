@@ -262,7 +262,6 @@ class SipCall:
         self._provisional = False
         self._cancel_wanted = False
         self._reinvite: asyncio.Future[Response] | None = None
-        self._reinvite_offer: SessionDescription | None = None
         self._reinvite_line: Line | None = None
         self._offer_in_ack = False
         self._refer_peer_subscribed = False
@@ -906,15 +905,17 @@ class SipCall:
         )
         loop = asyncio.get_running_loop()
         self._reinvite = loop.create_future()
-        self._reinvite_offer = offer
         self._reinvite_line = new_line
         try:
             await self.ua._send_invite(self, req)
             resp = await self._reinvite
+        except BaseException:
+            self._close_line(new_line)
+            self._reinvite_line = None
+            raise
         finally:
             self._reinvite = None
-            self._reinvite_offer = None
-        if self._reinvite_line is not new_line:  # the call ended meanwhile
+        if self.ended.is_set():  # the call ended meanwhile; _end closed the new line too
             return resp
         self._reinvite_line = None
         if 200 <= resp.status < 300:
