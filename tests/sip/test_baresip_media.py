@@ -260,6 +260,11 @@ def test_baresip_calls_us_and_we_call_baresip(tmp_path: Path, codec: str) -> Non
                 results["out_level"] = level_at(audio[len(audio) // 2 :], TONE)
                 await bs.command("sndcode", "9")
                 results["out_digits"] = [(d.digit, d.method) for d in await wait_digits(out, 1)]
+                # and our RFC 4733 digits reach baresip
+                for d in "6*":
+                    await out.send_dtmf(d, 120)
+                    ev = await bs.wait_event("CALL_DTMF_START")
+                    results.setdefault("bs_digits", []).append(ev.get("param"))
                 bye = await ua.bye(out)
                 results["bye"] = bye.status
         finally:
@@ -274,6 +279,7 @@ def test_baresip_calls_us_and_we_call_baresip(tmp_path: Path, codec: str) -> Non
     assert results["out_level"] > -20, results
     assert results["in_digits"] == [("4", "rfc2833"), ("#", "rfc2833")]
     assert results["out_digits"] == [("9", "rfc2833")]
+    assert results["bs_digits"] == ["6", "*"]
     assert results["in_end"] == (200, True)
     assert (results["in_stats"]["packets_received"] or 0) >= 80
     assert results["bye"] == 200
