@@ -30,7 +30,7 @@ from tgsip.sip.call import (
     TransferRequested,
 )
 from tgsip.sip.dialog import Dialog
-from tgsip.sip.offer import MediaPolicy
+from tgsip.sip.offer import MediaPolicy, make_offer
 from tgsip.sip.sdp import parse_sdp
 from tgsip.sip.transaction import Peer, Timers
 from tgsip.sip.ua import UserAgent
@@ -471,3 +471,26 @@ async def test_ipv6_call_with_media() -> None:
         await uas.close()
         e1.close()
         e2.close()
+
+
+async def test_update_refresh_and_offer(pair: Pair) -> None:
+    """UPDATE (RFC 3311): without a body a refresh (200); with an offer, the answer is in the
+    200 and the callee's line follows the new codec."""
+    out, inc = await connect(pair)
+    refresh = out._new_request("UPDATE")
+    assert (await pair.uac.request(refresh, pair.peer)).status == 200
+    offer = make_offer(MediaPolicy.of(("mulaw",), ("rfc2833",)), "127.0.0.1", 9, session_id=5)
+    update = out._new_request("UPDATE", body=offer.to_bytes(), content_type="application/sdp")
+    resp = await pair.uac.request(update, pair.peer)
+    assert resp.status == 200
+    answer = parse_sdp(resp.body)
+    assert answer.media[0].fmts[0] == "0"
+    assert inc.negotiated is not None
+    assert inc.negotiated.codec == "PCMU"
+    assert inc.line is not None
+    assert inc.line.config.codec == "PCMU"
+    assert answer.media[0].port == inc.line.local_address[1]
+    bad = out._new_request("UPDATE", body=b"garbage", content_type="application/sdp")
+    assert (await pair.uac.request(bad, pair.peer)).status == 400
+    await out.hangup()
+    assert isinstance(await next_event(inc, Ended), Ended)

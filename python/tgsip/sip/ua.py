@@ -64,7 +64,7 @@ __all__ = ["Uas2xxRetransmitter", "UserAgent"]
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, REGISTER"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE, REGISTER"
 
 
 class Uas2xxRetransmitter:
@@ -334,7 +334,7 @@ class UserAgent:
             call.on_request(txn, req)
         elif m == "OPTIONS":
             self._respond(txn, req, 200, "OK", headers=(("Allow", ALLOW),))
-        elif m in ("BYE", "INFO", "REFER", "NOTIFY"):
+        elif m in ("BYE", "INFO", "REFER", "NOTIFY", "UPDATE"):
             self._respond(txn, req, 481, "Call/Transaction Does Not Exist")
         else:
             self._respond(txn, req, 501, "Not Implemented", headers=(("Allow", ALLOW),))
