@@ -20,13 +20,13 @@ opened with, the line is reopened and a re-INVITE announces its new port.
 
 Both: :meth:`hangup` (BYE), UPDATE (RFC 3311) answered, :meth:`hold` / :meth:`resume`
 (re-INVITE with ``sendonly`` / ``sendrecv``; the media line stops/starts sending),
-:meth:`change_codecs` (re-INVITE that reopens the line with the new codec),
-:meth:`send_dtmf` by the line's DTMF method (RFC 4733 through the media line, SIP INFO, or
-in-band tones), :meth:`refer` (RFC 3515 transfer), in-dialog OPTIONS. Received digits (RFC 4733 and in-band from the media line, INFO from
-signalling) become :class:`Dtmf` events; a peer's re-INVITE with ``sendonly``/``inactive``
-gives :class:`Held`, back to ``sendrecv`` :class:`Resumed`; a REFER gives
-:class:`TransferRequested`, answered by :meth:`transfer_progress`. The session's end closes the
-media line and gives one :class:`Ended`.
+:meth:`change_codecs` (re-INVITE that reopens the line with the new codec), :meth:`send_dtmf`
+by the line's DTMF method (RFC 4733 through the media line, SIP INFO, or in-band tones),
+:meth:`refer` (RFC 3515 transfer), in-dialog OPTIONS. Received digits (RFC 4733 and in-band
+from the media line, INFO from signalling) become :class:`Dtmf` events; a peer's re-INVITE with
+``sendonly``/``inactive`` gives :class:`Held`, back to ``sendrecv`` :class:`Resumed`; a REFER
+gives :class:`TransferRequested`, answered by :meth:`transfer_progress`. The session's end
+closes the media line and gives one :class:`Ended`.
 
 Events are put on :attr:`SipCall.events` and passed to every callback in
 :attr:`SipCall.listeners`.
