@@ -21,6 +21,7 @@ from tgsip.sandbox.rpc_calls import (
     CALL_RING_TIMEOUT_MS,
     CallsApi,
 )
+from tgsip.sandbox.rpc_media import MediaApi
 from tgsip.sandbox.server import Connection, RpcError
 from tgsip.sandbox.world import SERVICE_USER_ID, Button, Message, User, WorldError
 
@@ -81,7 +82,7 @@ class _LoginToken:
 
 
 @dataclass
-class Api(CallsApi):
+class Api(CallsApi, MediaApi):
     """Method handlers bound to one Sandbox (its world, clock and live connections)."""
 
     sandbox: Sandbox

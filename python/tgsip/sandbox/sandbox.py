@@ -189,6 +189,8 @@ class Sandbox:
             self.reflector = None
 
     def close(self) -> None:
+        if "media" in self.api.__dict__:
+            self.api.media.close()
         self.world.close()
 
     def now(self) -> int:
@@ -200,7 +202,8 @@ class Sandbox:
         self.api.expire_calls()
 
     async def _dispatch(self, conn: Connection, request: Any) -> Any:
-        return await self.api.dispatch(conn, request)
+        self.api.screen(conn, request)
+        return self.api.filter_result(conn, await self.api.dispatch(conn, request))
 
     # --- what a client needs -----------------------------------------------------------
 
@@ -386,6 +389,7 @@ class Sandbox:
         Also wakes Bot API long polls waiting on ``changed(user_id)``.
         """
         self._wake(user_id)
+        update = self.api.filter_push(user_id, update)
         for conn in list(self.server.connections):
             if conn is exclude or conn.session_id is None or conn.auth_key is None:
                 continue

@@ -875,3 +875,13 @@ class World:
             return [{"kind": "allow_all"}]
         rules: list[dict[str, Any]] = json.loads(row[0])
         return rules
+
+    def stored_privacy(self, user_id: int, key: str) -> list[dict[str, Any]] | None:
+        """The rules ``user_id`` set for ``key``, or None when never set (Telegram's default)."""
+        row = self._db.execute(
+            "SELECT rules FROM privacy WHERE user_id = ? AND key = ?", (user_id, key)
+        ).fetchone()
+        if row is None:
+            return None
+        rules: list[dict[str, Any]] = json.loads(row[0])
+        return rules
