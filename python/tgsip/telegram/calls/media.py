@@ -9,8 +9,10 @@ be in a call with the same Telegram user).
 Contracts:
 
 * ntgcalls methods return asyncio futures (the work runs on worker threads) and are called on
-  the event-loop thread only. A call is stopped only after its frames in flight were sent, and
-  :meth:`TelegramMedia.close` waits for every outstanding future while the loop still runs.
+  the event-loop thread only, one at a time: every operation of every instance in the loop
+  goes through one lane (two running at once crashed the process in our tests). A call is
+  stopped only after its frames in flight were sent, and :meth:`TelegramMedia.close` waits for
+  every outstanding future while the loop still runs.
 * ntgcalls callbacks run on native threads. Signalling and state changes are handed to the
   loop with ``call_soon_threadsafe``; received audio frames go straight to the call's
   :class:`~tgsip.telegram.calls.ports.PcmPort` (``write_frame`` is thread-safe).
@@ -50,8 +52,8 @@ MAX_LATE = 0.030
 #: Frames of one call handed to ntgcalls and not sent yet; beyond this the tick skips the call.
 MAX_FRAMES_IN_FLIGHT = 2
 
-#: ntgcalls call keys, unique in the process: ntgcalls keeps state by call id beyond one
-#: NTgCalls instance (equal ids in two instances brought the process down).
+#: ntgcalls call keys, unique in the process (log lines and ntgcalls' own state never mix two
+#: calls, whichever instance they belong to).
 _KEYS = itertools.count(1)
 
 _STATES: dict[Any, MediaState] = {
