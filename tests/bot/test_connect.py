@@ -7,29 +7,27 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import pytest
 import pytest_asyncio
 
+from tgsip.bot import Access, Notifier
 from tgsip.config.lines import new_pbx_to_gateway
 from tgsip.config.sessions import SessionState
 from tgsip.sandbox import DEFAULT_API_HASH, DEFAULT_API_ID, Sandbox
 from tgsip.storage import ConfigStore, SecretBox
+from tgsip.telegram.manager import SessionManager, TelegramOptions
+from tgsip.telegram.storage import SessionStorages
 
 from .conftest import TIMEOUT, Harness, close_harness, make_harness
-
-manager_mod = pytest.importorskip("tgsip.telegram.manager")
-storage_mod = pytest.importorskip("tgsip.telegram.storage")
 
 
 @pytest_asyncio.fixture
 async def connect_harness(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Harness]:
     box = SecretBox(os.urandom(32))
     store = ConfigStore.open_sqlite(tmp_path / "gw" / "config.sqlite3", box)
-    storages = storage_mod.SessionStorages(tmp_path / "gw", box, None)
+    storages = SessionStorages(tmp_path / "gw", box, None)
     host, port = sandbox.advertised_address
-    options = manager_mod.TelegramOptions(
+    options = TelegramOptions(
         api_id=DEFAULT_API_ID,
         api_hash=DEFAULT_API_HASH,
         server=(sandbox.dc_id, host, port),
@@ -38,7 +36,7 @@ async def connect_harness(sandbox: Sandbox, tmp_path: Path) -> AsyncIterator[Har
         reconnect_initial=0.05,
         reconnect_max=0.5,
     )
-    manager: Any = manager_mod.SessionManager(store, storages, options)
+    manager = SessionManager(store, storages, options)
     await manager.start()
     h = await make_harness(sandbox, store, sessions=manager)
     yield h
@@ -216,3 +214,34 @@ async def test_recommended_setting_refused_on_a_fresh_session_then_repeated(
         assert stored.state is SessionState.LOGGED_OUT
     finally:
         await asyncio.wait_for(phone.disconnect(), TIMEOUT)
+
+
+async def test_revocation_reaches_the_administrator_through_the_notifier(
+    connect_harness: Harness,
+) -> None:
+    h = connect_harness
+    sb = h.sandbox
+    erin = sb.create_user("15550500", "Erin")
+    manager = h.dp["sessions"]
+    notifier = Notifier(h.bot, h.store, Access([h.alice.id]), h.clock)
+    manager.add_listener(notifier.on_session_event)
+    chat = h.chat(h.alice)
+    menu = await chat.send("/gateway", "sessions")
+    await chat.press(menu, "Connect")
+    await chat.press(chat.current(menu), "tgsip Sessions Storage")
+    await chat.wait_for(lambda m: "phone number of the session account" in m.text)
+    await chat.send("+15550500", "keypad")
+    code = sb.last_login_code("15550500")
+    assert code is not None
+    await chat.send(" ".join(code), "✅ Connected")
+    (rec,) = await h.store.list_sessions()
+    # Terminated from the account's other device.
+    (auth,) = sb.world.authorizations(erin.id)
+    assert sb.world.reset_authorization(erin.id, auth.hash) is not None
+    notice = await chat.wait_for(lambda m: "revoked" in m.text)
+    await notifier.drain()
+    assert f"#{rec.id}" in notice.text
+    assert "AUTH_KEY_UNREGISTERED" in notice.text
+    await chat.press(notice, "Settings")
+    card = chat.current(notice)
+    assert "State: revoked" in card.text

@@ -25,7 +25,7 @@ import pytest
 from tests.media.helpers import level_at
 from tests.sip.test_sipp import free_port
 from tgsip.media import EngineConfig, MediaEngine
-from tgsip.sip.call import Dtmf, Ended, SipCall
+from tgsip.sip.call import Dtmf, Ended, Ringing, SipCall
 from tgsip.sip.offer import MediaPolicy
 from tgsip.sip.transaction import Peer
 from tgsip.sip.ua import UserAgent
@@ -56,7 +56,9 @@ def write_tone(path: Path, rate: int, channels: int, seconds: float = 12.0) -> N
 class Baresip:
     """One baresip process with its own config directory and ctrl_tcp connection."""
 
-    def __init__(self, directory: Path, codec: str, codecs_account: str) -> None:
+    def __init__(
+        self, directory: Path, codec: str, codecs_account: str, answermode: str = "auto"
+    ) -> None:
         self.dir = directory
         self.sip_port = free_port()
         self.ctrl_port = free_port(socket.SOCK_STREAM)
@@ -88,7 +90,8 @@ class Baresip:
         ]
         (directory / "config").write_text("\n".join(lines) + "\n")
         (directory / "accounts").write_text(
-            f"<sip:alice@127.0.0.1>;regint=0;answermode=auto;audio_codecs={codecs_account}\n"
+            f"<sip:alice@127.0.0.1>;regint=0;answermode={answermode};"
+            f"audio_codecs={codecs_account}\n"
         )
         (directory / "contacts").write_text("")
         self.proc: asyncio.subprocess.Process | None = None
@@ -170,8 +173,10 @@ class Baresip:
 
 
 @contextlib.asynccontextmanager
-async def running(directory: Path, codec: str, account: str) -> AsyncIterator[Baresip]:
-    b = Baresip(directory, codec, account)
+async def running(
+    directory: Path, codec: str, account: str, answermode: str = "auto"
+) -> AsyncIterator[Baresip]:
+    b = Baresip(directory, codec, account, answermode)
     await b.start()
     try:
         yield b
@@ -255,6 +260,11 @@ def test_baresip_calls_us_and_we_call_baresip(tmp_path: Path, codec: str) -> Non
                 results["out_level"] = level_at(audio[len(audio) // 2 :], TONE)
                 await bs.command("sndcode", "9")
                 results["out_digits"] = [(d.digit, d.method) for d in await wait_digits(out, 1)]
+                # and our RFC 4733 digits reach baresip
+                for d in "6*":
+                    await out.send_dtmf(d, 120)
+                    ev = await bs.wait_event("CALL_DTMF_START")
+                    results.setdefault("bs_digits", []).append(ev.get("param"))
                 bye = await ua.bye(out)
                 results["bye"] = bye.status
         finally:
@@ -269,6 +279,7 @@ def test_baresip_calls_us_and_we_call_baresip(tmp_path: Path, codec: str) -> Non
     assert results["out_level"] > -20, results
     assert results["in_digits"] == [("4", "rfc2833"), ("#", "rfc2833")]
     assert results["out_digits"] == [("9", "rfc2833")]
+    assert results["bs_digits"] == ["6", "*"]
     assert results["in_end"] == (200, True)
     assert (results["in_stats"]["packets_received"] or 0) >= 80
     assert results["bye"] == 200
@@ -322,3 +333,46 @@ def test_hold_resume_and_codec_change_with_baresip(tmp_path: Path) -> None:
     assert results["line_codec"] == "PCMU"
     assert results["changed_level"] > -20, results
     assert results["bye"] == 200
+
+
+def test_cancel_and_decline_against_baresip(tmp_path: Path) -> None:
+    """baresip rings (manual answer): our CANCEL ends the INVITE with 487; then baresip calls
+    us and we decline with 486."""
+    results: dict[str, Any] = {}
+
+    async def main() -> None:
+        engine = MediaEngine(EngineConfig(workers=1, port_min=47000, port_max=47999))
+        ua = UserAgent("127.0.0.1", media=engine, codecs=("alaw",))
+        incoming: asyncio.Queue[SipCall] = asyncio.Queue()
+        ua.on_call = incoming.put_nowait
+        await ua.start(udp_port=0)
+        try:
+            async with running(tmp_path, "PCMA", "PCMA", answermode="manual") as bs:
+                peer = Peer("UDP", "127.0.0.1", bs.sip_port)
+                call = await ua.invite(f"sip:alice@127.0.0.1:{bs.sip_port}", peer)
+                await bs.wait_event("CALL_INCOMING")
+                async with asyncio.timeout(5):
+                    while not isinstance(await call.events.get(), Ringing):
+                        pass
+                await call.cancel()
+                async with asyncio.timeout(5):
+                    await call.ended.wait()
+                assert call.end_event is not None
+                results["cancel"] = (call.end_event.code, call.line)
+                await bs.wait_event("CALL_CLOSED")
+                await bs.command("dial", f"sip:gw@127.0.0.1:{ua.ports['UDP']}")
+                inc = await asyncio.wait_for(incoming.get(), 8)
+                inc.ring()
+                inc.reject(486, "Busy Here")
+                closed = await bs.wait_event("CALL_CLOSED")
+                results["declined"] = closed.get("param", "")
+                results["pending"] = dict(ua.pending)
+        finally:
+            await ua.close()
+            engine.close()
+
+    asyncio.run(main())
+    print("baresip cancel/decline", results)  # shown with -s
+    assert results["cancel"] == (487, None)
+    assert "486" in results["declined"]
+    assert results["pending"] == {}

@@ -30,7 +30,7 @@ from tgsip.sip.call import (
     TransferRequested,
 )
 from tgsip.sip.dialog import Dialog
-from tgsip.sip.offer import MediaPolicy
+from tgsip.sip.offer import MediaPolicy, make_offer
 from tgsip.sip.sdp import parse_sdp
 from tgsip.sip.transaction import Peer, Timers
 from tgsip.sip.ua import UserAgent
@@ -441,3 +441,56 @@ async def test_invite_requiring_100rel_gets_420(pair: Pair) -> None:
     assert resp.status == 420
     assert resp.get("Unsupported") == "100rel"
     assert pair.incoming.empty()
+
+
+async def test_ipv6_call_with_media() -> None:
+    """Signalling and RTP on ::1: the SDP says c=IN IP6 and the tone arrives."""
+    e1 = MediaEngine(EngineConfig(workers=1, bind_ip="::1", port_min=44800, port_max=44899))
+    e2 = MediaEngine(EngineConfig(workers=1, bind_ip="::1", port_min=44900, port_max=44989))
+    uas = UserAgent("::1", timers=FAST, media=e1)
+    uac = UserAgent("::1", timers=FAST, media=e2)
+    incoming: asyncio.Queue[SipCall] = asyncio.Queue()
+    uas.on_call = incoming.put_nowait
+    try:
+        await uas.start(udp_port=0)
+        await uac.start(udp_port=0)
+        p = Pair(uac, uas, Peer("UDP", "::1", uas.ports["UDP"]), incoming)
+        out = await p.uac.invite(f"sip:x@[::1]:{p.peer.port}", p.peer)
+        inc = await asyncio.wait_for(p.incoming.get(), 5)
+        assert b"c=IN IP6 ::1" in inc.invite.body
+        inc.answer()
+        assert await out.wait_answer(5)
+        assert out.negotiated is not None
+        assert out.negotiated.remote_host == "::1"
+        rx = await exchange_audio(out, inc, 1000.0, 800)
+        assert level_at(rx[len(rx) // 2 :], 1000.0) > -16
+        await out.hangup()
+        assert isinstance(await next_event(inc, Ended), Ended)
+    finally:
+        await uac.close()
+        await uas.close()
+        e1.close()
+        e2.close()
+
+
+async def test_update_refresh_and_offer(pair: Pair) -> None:
+    """UPDATE (RFC 3311): without a body a refresh (200); with an offer, the answer is in the
+    200 and the callee's line follows the new codec."""
+    out, inc = await connect(pair)
+    refresh = out._new_request("UPDATE")
+    assert (await pair.uac.request(refresh, pair.peer)).status == 200
+    offer = make_offer(MediaPolicy.of(("mulaw",), ("rfc2833",)), "127.0.0.1", 9, session_id=5)
+    update = out._new_request("UPDATE", body=offer.to_bytes(), content_type="application/sdp")
+    resp = await pair.uac.request(update, pair.peer)
+    assert resp.status == 200
+    answer = parse_sdp(resp.body)
+    assert answer.media[0].fmts[0] == "0"
+    assert inc.negotiated is not None
+    assert inc.negotiated.codec == "PCMU"
+    assert inc.line is not None
+    assert inc.line.config.codec == "PCMU"
+    assert answer.media[0].port == inc.line.local_address[1]
+    bad = out._new_request("UPDATE", body=b"garbage", content_type="application/sdp")
+    assert (await pair.uac.request(bad, pair.peer)).status == 400
+    await out.hangup()
+    assert isinstance(await next_event(inc, Ended), Ended)

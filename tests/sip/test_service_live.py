@@ -10,13 +10,18 @@ import ssl
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
+
 from tests.sip.test_transport import make_cert
 from tgsip.config.lines import LineKind, SipLine, Transport
+from tgsip.config.sessions import SessionRecord
 from tgsip.sip.auth import DigestClient
 from tgsip.sip.message import Request, Response, new_request, parse_message
 from tgsip.sip.registration import RegState
 from tgsip.sip.service import LineStatus, SipService
 from tgsip.sip.transaction import Peer
+from tgsip.storage.secretbox import SecretBox
+from tgsip.storage.store import ConfigStore
 
 
 async def until(cond: Callable[[], bool], limit: float = 5.0) -> None:
@@ -324,5 +329,114 @@ def test_binding_behind_nat_uses_received_and_rport() -> None:
         finally:
             transport.close()
             await svc.stop()
+
+    asyncio.run(main())
+
+
+def test_service_follows_the_configuration_store(tmp_path: Path) -> None:
+    """Lines stored in the real SQLite configuration store are applied at once and every
+    later change live: here one service is both the registrar of a PBX → gateway line and,
+    through a gateway → PBX line, the PBX registering to it."""
+
+    async def main() -> None:
+        store = ConfigStore.open_sqlite(tmp_path / "config.db", SecretBox(b"k" * 32))
+        session = await store.create_session(SessionRecord(admin_id=1, phone="+15550001"))
+        account = await store.create_line(
+            SipLine(
+                session_id=session.id,
+                kind=LineKind.PBX_TO_GATEWAY,
+                login="storeacct1",
+                password="store-password-0123456789",
+            )
+        )
+        svc = SipService("127.0.0.1", udp_port=0, tcp_port=None)
+        await svc.start()
+        try:
+            await svc.follow(store)
+            assert svc.line_status(account.id) is not None
+            out = await store.create_line(
+                SipLine(
+                    session_id=session.id,
+                    kind=LineKind.GATEWAY_TO_PBX,
+                    login="storeacct1",
+                    password="store-password-0123456789",
+                    domain=f"127.0.0.1:{svc.ports['UDP']}",
+                )
+            )
+            await svc.settled()
+            await until(lambda: svc.line_status(account.id).registered)  # type: ignore[union-attr]
+            st = svc.line_status(out.id)
+            assert st is not None
+            await until(lambda: svc.line_status(out.id).state is RegState.REGISTERED)  # type: ignore[union-attr]
+            # a password reset stored for the account drops the binding at once
+            await store.update_line(
+                msgspec.structs.replace(account, password="reset-password-987654321")
+            )
+            await svc.settled()
+            assert not svc.line_status(account.id).registered  # type: ignore[union-attr]
+            # deleting the session's lines unregisters and forgets them
+            assert await store.delete_lines(session.id) == 2
+            await svc.settled()
+            assert svc.line_status(account.id) is None
+            assert svc.line_status(out.id) is None
+            assert svc.registration(out.id) is None
+        finally:
+            await svc.stop()
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_registration_and_ip_ip_over_ipv6() -> None:
+    async def main() -> None:
+        pbx = SipService("::1", udp_port=0, tcp_port=None)
+        gw = SipService("::1", udp_port=0, tcp_port=None)
+        got: list[int] = []
+        gw.on_invite = lambda line_id, req, src: got.append(line_id)
+        await pbx.start()
+        await gw.start()
+        try:
+            await pbx.set_lines(
+                [
+                    SipLine(
+                        id=1,
+                        session_id=1,
+                        kind=LineKind.PBX_TO_GATEWAY,
+                        login="v6acct0001",
+                        password="v6-password-0123456789",
+                        trusted_ips=("::1/128",),
+                    )
+                ]
+            )
+            await gw.set_lines(
+                [
+                    SipLine(
+                        id=2,
+                        session_id=1,
+                        kind=LineKind.GATEWAY_TO_PBX,
+                        login="v6acct0001",
+                        password="v6-password-0123456789",
+                        domain=f"[::1]:{pbx.ports['UDP']}",
+                    ),
+                ]
+            )
+            reg = gw.registration(2)
+            assert reg is not None
+            await until(lambda: reg.state is RegState.REGISTERED)
+            st = pbx.line_status(1)
+            assert st is not None
+            assert st.registered
+            assert st.source == Peer("UDP", "::1", gw.ports["UDP"])
+            assert f"@[::1]:{gw.ports['UDP']}" in st.contact
+            # the PBX calls the gateway's contact: accepted for line 2
+            target = await pbx.call_target(1, "")
+            assert target is not None
+            async with asyncio.timeout(5):
+                resp = await pbx.ua.request(pbx.build_invite(target, b""), target.peer)
+            assert resp.status == 200
+            assert got == [2]
+        finally:
+            await gw.stop()
+            await pbx.stop()
 
     asyncio.run(main())

@@ -22,8 +22,8 @@ import pytest
 
 from tests.media.helpers import level_at, tone
 from tests.sip.test_sipp import free_port, run_sipp, screen_counts
-from tgsip.media import EngineConfig, MediaEngine
-from tgsip.sip.call import Dtmf, Ended, SipCall, TransferRequested
+from tgsip.media import EngineConfig, MediaEngine, g711
+from tgsip.sip.call import CallState, Dtmf, EarlyMedia, Ended, SipCall, TransferRequested
 from tgsip.sip.transaction import Peer
 from tgsip.sip.ua import UserAgent
 
@@ -349,3 +349,75 @@ def test_sipp_builtin_uac_with_rtp_echo(tmp_path: Path, transport: str) -> None:
         assert engine.worker_loads()[0]["lines"] == 0
     finally:
         engine.close()
+
+
+async def udp_port_taken(port: int, limit: float = 5.0) -> None:
+    """Wait (bounded) until someone listens on UDP ``port`` of 127.0.0.1 (SIPp started)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while loop.time() < end:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"nothing listens on UDP {port}")
+
+
+def test_early_media_from_sipp(tmp_path: Path) -> None:
+    """SIPp answers 183 with SDP and streams an A-law tone before its 200: our caller gets
+    EarlyMedia and hears the tone before the answer."""
+    sipp_port = free_port()
+    tone_file = tmp_path / "tone.alaw"
+    tone_file.write_bytes(g711.encode("alaw", tone([600.0], 1500)))
+
+    async def main() -> tuple[int, list[str], float, float]:
+        engine = MediaEngine(EngineConfig(workers=1, port_min=46000, port_max=46999))
+        ua, _ = await start_ua("udp", engine, codecs=("alaw",))
+        # rtp_stream takes no keywords: the scenario gets the tone file's path written in
+        scenario = tmp_path / "uas_early_media.xml"
+        text = (SCENARIOS / "uas_early_media.xml").read_text()
+        scenario.write_text(text.replace("TONE_FILE", str(tone_file)))
+        args = ["-sf", str(scenario), "-i", "127.0.0.1"]
+        args += ["-p", str(sipp_port), "-mi", "127.0.0.1"]
+        args += ["-m", "1", "-nostdin", "-timeout", "15s", "-trace_screen", "-trace_err"]
+        sipp = asyncio.ensure_future(run_sipp(args, tmp_path, 20))
+        peer = Peer("UDP", "127.0.0.1", sipp_port)
+        kinds: list[str] = []
+        try:
+            await udp_port_taken(sipp_port)
+            call = await ua.invite(f"sip:service@127.0.0.1:{sipp_port}", peer)
+            async with asyncio.timeout(5):
+                while not isinstance(ev := await call.events.get(), EarlyMedia):
+                    kinds.append(type(ev).__name__)
+            assert call is not None
+            kinds.append("EarlyMedia")
+            assert call.state is CallState.EARLY
+            early = []
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            for i in range(100):  # 1 s of early media, before the 200
+                early.append(call.pull_pcm())
+                delay = t0 + (i + 1) * 0.010 - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            before_answer = call.state is CallState.EARLY
+            assert await call.wait_answer(5)
+            kinds.append("Answered")
+            audio = b"".join(early)[len(early) * 80 :]
+            await ua.bye(call)
+            rc = await sipp
+        finally:
+            await ua.close()
+            engine.close()
+        assert before_answer
+        return rc, kinds, level_at(audio, 600.0), level_at(audio, 1000.0)
+
+    rc, kinds, at_tone, off = asyncio.run(main())
+    print("sipp early media", kinds, at_tone, off)  # shown with -s
+    assert rc == 0
+    assert screen_counts(tmp_path) == (1, 0)
+    assert kinds[-2:] == ["EarlyMedia", "Answered"]
+    assert at_tone > -16
+    assert off < at_tone - 25

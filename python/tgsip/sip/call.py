@@ -18,15 +18,15 @@ our first codec and its address goes into the offer; 180 -> :class:`Ringing`, 18
 once a provisional response has arrived. When the answer picks another codec than the line was
 opened with, the line is reopened and a re-INVITE announces its new port.
 
-Both: :meth:`hangup` (BYE), :meth:`hold` / :meth:`resume` (re-INVITE with ``sendonly`` /
-``sendrecv``; the media line stops/starts sending), :meth:`change_codecs` (re-INVITE that
-reopens the line with the new codec), :meth:`send_dtmf` by the line's DTMF method (RFC 4733
-through the media line, SIP INFO, or in-band tones), :meth:`refer` (RFC 3515 transfer),
-in-dialog OPTIONS. Received digits (RFC 4733 and in-band from the media line, INFO from
-signalling) become :class:`Dtmf` events; a peer's re-INVITE with ``sendonly``/``inactive``
-gives :class:`Held`, back to ``sendrecv`` :class:`Resumed`; a REFER gives
-:class:`TransferRequested`, answered by :meth:`transfer_progress`. The session's end closes the
-media line and gives one :class:`Ended`.
+Both: :meth:`hangup` (BYE), UPDATE (RFC 3311) answered, :meth:`hold` / :meth:`resume`
+(re-INVITE with ``sendonly`` / ``sendrecv``; the media line stops/starts sending),
+:meth:`change_codecs` (re-INVITE that reopens the line with the new codec), :meth:`send_dtmf`
+by the line's DTMF method (RFC 4733 through the media line, SIP INFO, or in-band tones),
+:meth:`refer` (RFC 3515 transfer), in-dialog OPTIONS. Received digits (RFC 4733 and in-band
+from the media line, INFO from signalling) become :class:`Dtmf` events; a peer's re-INVITE with
+``sendonly``/``inactive`` gives :class:`Held`, back to ``sendrecv`` :class:`Resumed`; a REFER
+gives :class:`TransferRequested`, answered by :meth:`transfer_progress`. The session's end
+closes the media line and gives one :class:`Ended`.
 
 Events are put on :attr:`SipCall.events` and passed to every callback in
 :attr:`SipCall.listeners`.
@@ -190,7 +190,7 @@ CallEvent = (
     | Ended
 )
 
-_ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY"
+_ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE"
 
 
 def needs_reopen(have: LineConfig, want: LineConfig) -> bool:
@@ -262,7 +262,6 @@ class SipCall:
         self._provisional = False
         self._cancel_wanted = False
         self._reinvite: asyncio.Future[Response] | None = None
-        self._reinvite_offer: SessionDescription | None = None
         self._reinvite_line: Line | None = None
         self._offer_in_ack = False
         self._refer_peer_subscribed = False
@@ -585,39 +584,45 @@ class SipCall:
             self._on_refer(txn, req)
         elif m == "NOTIFY":
             self._on_notify(txn, req)
+        elif m == "UPDATE":
+            self._on_update(txn, req)
         else:
             self.ua._respond(txn, req, 501, "Not Implemented", headers=(("Allow", _ALLOW),))
+
+    def _answer_in_dialog(self, offer: bytes) -> bytes:
+        """Answer an in-dialog offer (re-INVITE or UPDATE): a line that cannot serve the new
+        codec is replaced by a new one whose port the answer carries. Raises
+        :class:`OfferAnswerError`."""
+        new_line: Line | None = None
+        try:
+            neg = negotiate_offer(self.policy, offer, direction=self.direction)
+            cfg = line_config(self.policy, neg)
+            line = self.line
+            if self.engine is not None and (line is None or needs_reopen(line.config, cfg)):
+                new_line = self._open_line(cfg)
+                line = new_line
+            host, port = self._media_address(line)
+            answer, neg = build_answer(
+                self.policy, offer, host, port, session_id=self._sess_id, direction=self.direction
+            )
+        except OfferAnswerError:
+            self._close_line(new_line)
+            raise
+        body = self._sdp_bytes(answer)
+        if new_line is not None:
+            self._close_line(self.line)
+            self.line = new_line
+        self._apply(neg)
+        return body
 
     def _on_reinvite(self, txn: InviteServer, req: Request) -> None:
         if self._reinvite is not None or self.retransmitter is not None:
             # RFC 3261 §14.2: an offer of ours is pending (or our 2xx is unacknowledged)
             self.ua._respond(txn, req, 491, "Request Pending", headers=(("Retry-After", "1"),))
             return
-        if self.retransmitter is not None:
-            return
-        new_line: Line | None = None
         try:
             if req.body:
-                neg = negotiate_offer(self.policy, req.body, direction=self.direction)
-                cfg = line_config(self.policy, neg)
-                line = self.line
-                if self.engine is not None and (line is None or needs_reopen(line.config, cfg)):
-                    new_line = self._open_line(cfg)
-                    line = new_line
-                host, port = self._media_address(line)
-                answer, neg = build_answer(
-                    self.policy,
-                    req.body,
-                    host,
-                    port,
-                    session_id=self._sess_id,
-                    direction=self.direction,
-                )
-                body = self._sdp_bytes(answer)
-                if new_line is not None:
-                    self._close_line(self.line)
-                    self.line = new_line
-                self._apply(neg)
+                body = self._answer_in_dialog(req.body)
             else:  # offer in our 2xx, answer in the ACK (RFC 3261 §14.2)
                 host, port = self._media_address(self.line)
                 cfg = (
@@ -631,13 +636,29 @@ class SipCall:
                 body = self._sdp_bytes(self._our_offer)
                 self._offer_in_ack = True
         except OfferAnswerError as exc:
-            self._close_line(new_line)
             reason = "Not Acceptable Here" if exc.status == 488 else exc.reason
             self.ua._respond(txn, req, exc.status, reason)
             return
         headers = (("Contact", self.ua._contact(self.peer.transport)), ("Allow", _ALLOW))
         resp = self._respond(txn, req, 200, "OK", headers=headers, body=body)
         self.retransmitter = self.ua._retransmit_2xx(self, txn, resp)
+
+    def _on_update(self, txn: InviteServer | NonInviteServer | None, req: Request) -> None:
+        """UPDATE (RFC 3311): a session refresh, or a new offer answered in the 200."""
+        if not req.body:
+            self._respond(txn, req, 200, "OK", headers=(("Allow", _ALLOW),))
+            return
+        if self._reinvite is not None or self._offer_in_ack:
+            self.ua._respond(txn, req, 491, "Request Pending", headers=(("Retry-After", "1"),))
+            return
+        try:
+            body = self._answer_in_dialog(req.body)
+        except OfferAnswerError as exc:
+            reason = "Not Acceptable Here" if exc.status == 488 else exc.reason
+            self.ua._respond(txn, req, exc.status, reason)
+            return
+        contact = (("Contact", self.ua._contact(self.peer.transport)),)
+        self._respond(txn, req, 200, "OK", headers=contact, body=body)
 
     def _on_info(self, txn: InviteServer | NonInviteServer | None, req: Request) -> None:
         if not req.body:
@@ -906,15 +927,17 @@ class SipCall:
         )
         loop = asyncio.get_running_loop()
         self._reinvite = loop.create_future()
-        self._reinvite_offer = offer
         self._reinvite_line = new_line
         try:
             await self.ua._send_invite(self, req)
             resp = await self._reinvite
+        except BaseException:
+            self._close_line(new_line)
+            self._reinvite_line = None
+            raise
         finally:
             self._reinvite = None
-            self._reinvite_offer = None
-        if self._reinvite_line is not new_line:  # the call ended meanwhile
+        if self.ended.is_set():  # the call ended meanwhile; _end closed the new line too
             return resp
         self._reinvite_line = None
         if 200 <= resp.status < 300:

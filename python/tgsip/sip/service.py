@@ -13,7 +13,8 @@
   addresses, explicit Trusted IPs) are exempt.
 
 Lines are applied live with :meth:`SipService.set_lines`, :meth:`SipService.update_line` and
-:meth:`SipService.remove_line`; a gateway → PBX line re-registers when its Login, Password,
+:meth:`SipService.remove_line`, or taken from the configuration store and kept in step with
+it by :meth:`SipService.follow`; a gateway → PBX line re-registers when its Login, Password,
 Domain, Proxy or transport changes and unregisters when removed or disabled.
 
 Incoming calls: an out-of-dialog INVITE that the policy accepts for a line is handed to
@@ -38,6 +39,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from tgsip.config.lines import LineKind, SipLine, Transport
 from tgsip.sip.auth import DigestClient
@@ -59,9 +61,26 @@ from tgsip.sip.transaction import Peer, Timers
 from tgsip.sip.ua import UserAgent
 from tgsip.sip.uri import UriError, parse_uri
 
-__all__ = ["CallTarget", "LineStatus", "OnInvite", "SipService"]
+__all__ = ["CallTarget", "LineSource", "LineStatus", "OnInvite", "SipService"]
 
 log = logging.getLogger(__name__)
+
+
+class LineSource(Protocol):
+    """Where lines come from: :class:`tgsip.storage.store.ConfigStore`'s line API."""
+
+    async def list_lines(self, session_id: int | None = None) -> list[SipLine]:
+        """Every stored line."""
+        ...
+
+    async def get_line(self, line_id: int) -> SipLine | None:
+        """One line, None when deleted."""
+        ...
+
+    def add_listener(self, callback: Callable[[Any], None]) -> None:
+        """``callback(change)`` after each commit; change has ``kind``, ``id``, ``deleted``."""
+        ...
+
 
 OnInvite = Callable[[int, Request, Peer], None]
 """``on_invite(line_id, request, source)``: a new INVITE accepted for ``line_id``."""
@@ -202,6 +221,9 @@ class SipService:
         self._housekeeping: asyncio.Task[None] | None = None
         self._hk_wake = asyncio.Event()
         self._started = False
+        self._store: LineSource | None = None
+        self._changes: asyncio.Queue[tuple[int, bool]] = asyncio.Queue()
+        self._follower: asyncio.Task[None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -227,10 +249,12 @@ class SipService:
         database. A stopped service is not started again: make a new one (bans persist)."""
         await asyncio.gather(*(c.stop(unregister=unregister) for c in self._registrations.values()))
         self._registrations.clear()
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
+        for task in (self._follower, self._housekeeping):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._follower = self._housekeeping = None
         await self.ua.close()
         if self._ban_store is not None:
             self._ban_store.close()
@@ -322,6 +346,43 @@ class SipService:
             log.warning("line %d: cannot resolve its Address: %s", line.id, exc)
             return
         self.table.set_addresses(line.id, (str(i[4][0]) for i in infos))
+
+    async def follow(self, store: LineSource) -> None:
+        """Apply every line of the configuration store now, then each committed change
+        (created, updated, deleted line) live, in order, from a worker task.
+
+        ``store`` is a :class:`tgsip.storage.store.ConfigStore` (or anything with the same
+        ``list_lines``/``get_line``/``add_listener``).
+        """
+        self._store = store
+        await self.set_lines(await store.list_lines())
+        store.add_listener(self._on_config_change)
+        if self._follower is None:
+            self._follower = asyncio.get_running_loop().create_task(self._follow())
+
+    def _on_config_change(self, change: Any) -> None:
+        if getattr(change, "kind", None) == "line":
+            self._changes.put_nowait((int(change.id), bool(change.deleted)))
+
+    async def _follow(self) -> None:
+        while True:
+            line_id, deleted = await self._changes.get()
+            try:
+                line = (
+                    None if deleted or self._store is None else await self._store.get_line(line_id)
+                )
+                if line is None:
+                    await self.remove_line(line_id)
+                else:
+                    await self.update_line(line)
+            except Exception:
+                log.exception("applying the change of line %d failed", line_id)
+            finally:
+                self._changes.task_done()
+
+    async def settled(self) -> None:
+        """Wait until every configuration change seen so far is applied."""
+        await self._changes.join()
 
     def registration(self, line_id: int) -> Registration | None:
         """The registration of a gateway → PBX line (for its state), or None."""

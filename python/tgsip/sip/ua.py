@@ -65,7 +65,7 @@ __all__ = ["Uas2xxRetransmitter", "UserAgent"]
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, REGISTER"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE, REGISTER"
 
 
 class Uas2xxRetransmitter:
@@ -346,7 +346,7 @@ class UserAgent:
             call.on_request(txn, req)
         elif m == "OPTIONS":
             self._respond(txn, req, 200, "OK", headers=(("Allow", ALLOW),))
-        elif m in ("BYE", "INFO", "REFER", "NOTIFY"):
+        elif m in ("BYE", "INFO", "REFER", "NOTIFY", "UPDATE"):
             self._respond(txn, req, 481, "Call/Transaction Does Not Exist")
         else:
             self._respond(txn, req, 501, "Not Implemented", headers=(("Allow", ALLOW),))
@@ -571,7 +571,7 @@ class UserAgent:
         return new_request(
             method,
             uri,
-            f"<sip:tgsip@{self.host}>",
+            f"<sip:tgsip@[{self.host}]>" if ":" in self.host else f"<sip:tgsip@{self.host}>",
             f"<{uri}>",
             new_branch()[7:] + "@tgsip",
             1,

@@ -32,7 +32,17 @@ fn amplitude(x: &[i16], freq: f64, rate: u32) -> f64 {
 /// Runs `a` → `b` for `ms` of virtual time, pushing a sine into `a` and collecting `b`'s output.
 /// `lose(seq_index)` drops packets on the way.
 fn run(cfg: LineConfig, ms: u64, lose: impl Fn(u64) -> bool) -> (Vec<i16>, Line, Line) {
-    let mut a = Line::new(cfg.clone(), 1, 100, 1000).expect("line a");
+    run_pair(cfg.clone(), cfg, ms, lose)
+}
+
+/// As [`run`], with separate configurations for the sender `a` and the receiver `b`.
+fn run_pair(
+    cfg_a: LineConfig,
+    cfg: LineConfig,
+    ms: u64,
+    lose: impl Fn(u64) -> bool,
+) -> (Vec<i16>, Line, Line) {
+    let mut a = Line::new(cfg_a, 1, 100, 1000).expect("line a");
     let mut b = Line::new(cfg.clone(), 2, 200, 2000).expect("line b");
     let now0 = Duration::ZERO;
     a.start(now0, addr(2));
@@ -77,6 +87,48 @@ fn g711_tone_arrives_at_the_right_level() {
     let stats = b.stats();
     assert!(stats.packets_received >= 95, "{stats:?}");
     assert_eq!(stats.malformed, 0);
+}
+
+/// A peer's packet time need not match ours: 10, 30, 40 and 60 ms G.711 packets and 10, 40 and
+/// 60 ms Opus packets all play on a 20 ms line, at the right level and without concealment.
+#[test]
+fn packets_of_another_packet_time_play_whole() {
+    let cases = [
+        (CodecKind::Pcma, 8, 8000, 10),
+        (CodecKind::Pcma, 8, 8000, 30),
+        (CodecKind::Pcmu, 0, 8000, 40),
+        (CodecKind::Pcma, 8, 8000, 60),
+        (CodecKind::Opus, 111, 16000, 10),
+        (CodecKind::Opus, 111, 16000, 40),
+        (CodecKind::Opus, 111, 48000, 60),
+    ];
+    for (codec, pt, rate, ptime) in cases {
+        let ours = LineConfig {
+            codec,
+            payload_type: pt,
+            pcm_rate: rate,
+            stats_interval: Duration::ZERO,
+            ..LineConfig::default()
+        };
+        let theirs = LineConfig {
+            ptime_ms: ptime,
+            ..ours.clone()
+        };
+        let (out, _, b) = run_pair(theirs, ours, 3000, |_| false);
+        let tail = &out[out.len() - rate as usize..];
+        let amp = amplitude(tail, 700.0, rate);
+        let label = format!("{codec:?} at {ptime} ms");
+        assert!(
+            amp > 8000.0 * 0.85 && amp < 8000.0 * 1.15,
+            "{label}: amplitude {amp}"
+        );
+        let jitter = b.stats().jitter;
+        assert!(
+            jitter.frames_played >= 3000 / u64::from(ptime) - 20,
+            "{label}: {jitter:?}"
+        );
+        assert!(jitter.concealed_frames <= 3, "{label}: {jitter:?}");
+    }
 }
 
 #[test]

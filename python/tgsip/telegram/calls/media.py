@@ -8,7 +8,11 @@ be in a call with the same Telegram user).
 
 Contracts:
 
-* ntgcalls methods return asyncio futures and are called on the event-loop thread only.
+* ntgcalls methods return asyncio futures (the work runs on worker threads) and are called on
+  the event-loop thread only, one at a time: every operation of every instance in the loop
+  goes through one lane (two running at once crashed the process in our tests). A call is
+  stopped only after its frames in flight were sent, and :meth:`TelegramMedia.close` waits for
+  every outstanding future while the loop still runs.
 * ntgcalls callbacks run on native threads. Signalling and state changes are handed to the
   loop with ``call_soon_threadsafe``; received audio frames go straight to the call's
   :class:`~tgsip.telegram.calls.ports.PcmPort` (``write_frame`` is thread-safe).
@@ -17,7 +21,8 @@ Contracts:
   goes through a second queue and pump task, awaiting the sender for each blob in order.
 * Audio towards Telegram: one process-wide tick every 10 ms on absolute deadlines
   (``loop.call_at``) pulls one frame per connected call from its port and calls
-  ``send_external_frame``. A late loop skips ticks instead of sending bursts.
+  ``send_external_frame``. A late loop skips ticks instead of sending bursts, and a call with
+  :data:`MAX_FRAMES_IN_FLIGHT` frames still unsent is skipped for that tick.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ import contextlib
 import itertools
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 import ntgcalls  # type: ignore[import-not-found]
@@ -42,6 +49,12 @@ log = logging.getLogger(__name__)
 TICK = 0.010
 #: A tick later than this skips to the next slot instead of catching up.
 MAX_LATE = 0.030
+#: Frames of one call handed to ntgcalls and not sent yet; beyond this the tick skips the call.
+MAX_FRAMES_IN_FLIGHT = 2
+
+#: ntgcalls call keys, unique in the process (log lines and ntgcalls' own state never mix two
+#: calls, whichever instance they belong to).
+_KEYS = itertools.count(1)
 
 _STATES: dict[Any, MediaState] = {
     ntgcalls.ConnectionState.CONNECTING: "CONNECTING",
@@ -90,6 +103,49 @@ def _audio(rate: int) -> Any:
     return ntgcalls.MediaDescription(desc, None, None, None)
 
 
+NativeOp = Callable[[], Any]
+
+
+class _Lane:
+    """Runs ntgcalls operations one at a time, in submission order.
+
+    ntgcalls runs each operation on a worker thread; two of them running at once (even on
+    different calls or instances) crashed the process in our tests, so every operation of
+    every instance in the loop goes through one lane.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.users = 0
+        self._queue: asyncio.Queue[tuple[NativeOp, asyncio.Future[Any]]] = asyncio.Queue()
+        self._task = self.loop.create_task(self._pump(), name="ntgcalls-lane")
+
+    def submit(self, fn: NativeOp) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = self.loop.create_future()
+        self._queue.put_nowait((fn, fut))
+        return fut
+
+    async def _pump(self) -> None:
+        while True:
+            fn, fut = await self._queue.get()
+            if fut.done():
+                continue
+            try:
+                result = await fn()
+            except Exception as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+            else:
+                if not fut.done():
+                    fut.set_result(result)
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+_LANES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lane] = weakref.WeakKeyDictionary()
+
+
 StateCallback = Callable[[MediaState], None]
 SignalSender = Callable[[bytes], Awaitable[None]]
 
@@ -118,6 +174,8 @@ class MediaCall:
         self.signals_in = 0
         self.signals_out = 0
         self.frames_sent = 0
+        self.frames_skipped = 0
+        self._in_flight: set[asyncio.Future[Any]] = set()
         self.frames_received = 0
         self._frame_bytes = frame_bytes(port.sample_rate)
         self._on_state = on_state
@@ -174,13 +232,14 @@ class MediaCall:
 
     async def _command_pump(self) -> None:
         nt = self.media.native
+        run = self.media.run
         try:
             try:
-                await nt.create_p2p_call(self.key)
+                await run(partial(nt.create_p2p_call, self.key))
                 self._live = True
                 audio = _audio(self.port.sample_rate)
-                await nt.set_stream_sources(self.key, ntgcalls.StreamMode.CAPTURE, audio)
-                await nt.set_stream_sources(self.key, ntgcalls.StreamMode.PLAYBACK, audio)
+                for mode in (ntgcalls.StreamMode.CAPTURE, ntgcalls.StreamMode.PLAYBACK):
+                    await run(partial(nt.set_stream_sources, self.key, mode, audio))
             except Exception as exc:
                 self._fail(f"create: {exc!r}")
             while (item := await self._commands.get()) is not None:
@@ -192,7 +251,7 @@ class MediaCall:
                 try:
                     if op == "signal":
                         self.signals_in += 1
-                        await nt.send_signaling_data(self.key, arg)
+                        await run(partial(nt.send_signaling_data, self.key, arg))
                     elif op == "connect":
                         await self._connect(*arg)
                 except Exception as exc:
@@ -212,7 +271,8 @@ class MediaCall:
     ) -> None:
         nt = self.media.native
         self.versions = versions
-        await nt.skip_exchange(self.key, key, outgoing)
+        run = self.media.run
+        await run(partial(nt.skip_exchange, self.key, key, outgoing))
         log.info(
             "telegram media %s: connecting, versions %s, %d servers, p2p %s",
             self.peer_id,
@@ -220,21 +280,22 @@ class MediaCall:
             len(servers),
             p2p_allowed,
         )
-        await nt.connect_p2p(
-            self.key,
-            [_rtc_server(s) for s in servers],
-            list(versions),
-            p2p_allowed,
-            custom_parameters,
+        rtc = [_rtc_server(s) for s in servers]
+        await run(
+            partial(nt.connect_p2p, self.key, rtc, list(versions), p2p_allowed, custom_parameters)
         )
 
     async def _stop_native(self) -> None:
         self._sending = False
         self._closed = True
+        if self._in_flight:
+            # ntgcalls runs each call in a worker thread: a frame still being sent while the
+            # call is stopped can bring the process down. Let the frames finish first.
+            await asyncio.wait(list(self._in_flight), timeout=2.0)
         if self._live:
             self._live = False
             with contextlib.suppress(Exception):
-                await self.media.native.stop(self.key)
+                await self.media.run(partial(self.media.native.stop, self.key))
         self._outbound.put_nowait(None)
         self.media._forget(self)
         self.done.set()
@@ -276,17 +337,21 @@ class MediaCall:
             self._outbound.put_nowait(data)
 
     def _frame(self) -> None:
+        if len(self._in_flight) >= MAX_FRAMES_IN_FLIGHT:
+            self.frames_skipped += 1  # ntgcalls is behind: drop rather than queue a burst
+            return
         data = self.port.read_frame()
         if len(data) != self._frame_bytes:
             # ntgcalls reads a whole frame whatever length it is given: never hand it less.
             data = (data + bytes(self._frame_bytes))[: self._frame_bytes]
         self.frames_sent += 1
-        fut = self.media.native.send_external_frame(
-            self.key,
-            ntgcalls.StreamDevice.MICROPHONE,
-            data,
-            ntgcalls.FrameData(int(time.time() * 1000), ntgcalls.VIDEO_ROTATION_0, 0, 0),
+        nt = self.media.native
+        stamp = ntgcalls.FrameData(int(time.time() * 1000), ntgcalls.VIDEO_ROTATION_0, 0, 0)
+        fut = self.media.submit(
+            partial(nt.send_external_frame, self.key, ntgcalls.StreamDevice.MICROPHONE, data, stamp)
         )
+        self._in_flight.add(fut)
+        fut.add_done_callback(self._in_flight.discard)
         self.media._track(fut)
 
 
@@ -298,16 +363,30 @@ class TelegramMedia:
         self.loop = asyncio.get_running_loop()
         self.native: Any = ntgcalls.NTgCalls()
         self._calls: dict[int, MediaCall] = {}  # by ntgcalls call key
-        self._keys = itertools.count(1)
         self._tick_handle: asyncio.TimerHandle | None = None
         self._next_tick = 0.0
         self.late_ticks = 0
         self.ticks = 0
         self._closed = False
         self._pending: set[asyncio.Future[Any]] = set()
+        lane = _LANES.get(self.loop)
+        if lane is None:
+            lane = _LANES[self.loop] = _Lane()
+        lane.users += 1
+        self._lane: _Lane | None = lane
         self.native.on_signaling_data(self._native_signaling)
         self.native.on_connection_change(self._native_state)
         self.native.on_frames(self._native_frames)
+
+    def submit(self, fn: NativeOp) -> asyncio.Future[Any]:
+        """Queues one ntgcalls operation (``fn`` returns ntgcalls' future) on the lane."""
+        if self._lane is None:
+            raise MediaError("the media leg is closed")
+        return self._lane.submit(fn)
+
+    async def run(self, fn: NativeOp) -> Any:
+        """Runs one ntgcalls operation on the lane and returns its result."""
+        return await self.submit(fn)
 
     @staticmethod
     def protocol() -> ProtocolInfo:
@@ -339,7 +418,7 @@ class TelegramMedia:
             raise MediaError("the media leg is closed")
         if port.sample_rate not in SAMPLE_RATES:
             raise MediaError(f"unsupported PCM rate {port.sample_rate}")
-        key = next(self._keys)
+        key = next(_KEYS)
         call = MediaCall(self, key, peer_id, port, on_state, send_signaling)
         self._calls[key] = call
         self._start_tick()
@@ -362,6 +441,12 @@ class TelegramMedia:
         # ones finish while the loop still runs.
         if self._pending:
             await asyncio.wait(list(self._pending), timeout=timeout)
+        if self._lane is not None:
+            self._lane.users -= 1
+            if self._lane.users == 0:
+                self._lane.stop()
+                _LANES.pop(self.loop, None)
+            self._lane = None
 
     async def __aenter__(self) -> TelegramMedia:
         return self
@@ -452,6 +537,7 @@ class TelegramMedia:
 
 
 __all__ = [
+    "MAX_FRAMES_IN_FLIGHT",
     "MAX_LATE",
     "TICK",
     "MediaCall",

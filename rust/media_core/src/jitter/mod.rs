@@ -39,7 +39,9 @@
 //!   again before playing.
 //!
 //! Deviations from NetEQ: no time-stretching (accelerate/preemptive expand) — whole frames are
-//! inserted/discarded; no packet splitting: one packet is one frame of `frame_samples`;
+//! inserted/discarded; a packet longer or shorter than `frame_samples` is played whole (the
+//! line keeps the rest for the next ticks and reports the length with
+//! [`JitterBuffer::set_played_samples`]);
 //! a late copy of an already played packet is counted as late, not duplicate.
 
 use std::time::Duration;
@@ -765,6 +767,19 @@ impl JitterBuffer {
             return Playout::Packet(self.payload(h));
         }
         Playout::Waiting
+    }
+
+    /// Tells the buffer how many samples the packet just returned by [`JitterBuffer::pop`]
+    /// really held, when that differs from `frame_samples` (a peer sending 30 ms packets to a
+    /// 20 ms line). The playout clock then continues after that packet's end, so the next
+    /// packet is due where it starts. Call it right after a [`Playout::Packet`]; `samples` of 0
+    /// or above one second are ignored.
+    pub fn set_played_samples(&mut self, samples: u32) {
+        if samples == 0 || samples > self.cfg.clock_rate || samples == self.cfg.frame_samples {
+            return;
+        }
+        let frame = u64::from(self.cfg.frame_samples);
+        self.play_ts = self.play_ts - frame.min(self.play_ts) + u64::from(samples);
     }
 
     /// A snapshot of the statistics.

@@ -45,6 +45,11 @@ const RING_MARGIN_MS: u32 = 20;
 const RING_CAPACITY_MS: u32 = 200;
 /// Ticks a line may fall behind before it skips ahead instead of catching up.
 const MAX_CATCH_UP_TICKS: u32 = 5;
+/// Longest received packet a line plays whole (Opus allows 120 ms; longer G.711 payloads are
+/// concealed instead).
+const MAX_RX_PACKET_MS: usize = 120;
+/// Packets a tick may take from the jitter buffer (10 ms packets on a 40 ms line).
+const MAX_POPS_PER_TICK: u32 = 4;
 
 /// Packet slots a line's jitter buffer needs: the largest delay in packets, plus room for
 /// reordering and a burst. Slots are preallocated (up to 1,500 bytes each), so this is most of a
@@ -182,6 +187,11 @@ pub struct Line {
     /// The peer's audio to send, at the PCM rate.
     pub(crate) from_peer: PcmRing,
     codec_frame: Vec<i16>,
+    /// Decoded samples not yet played: a received packet longer than our packet time is played
+    /// over several ticks (`decoded[decoded_pos..decoded_len]`).
+    decoded: Vec<i16>,
+    decoded_pos: usize,
+    decoded_len: usize,
     pcm_frame: Vec<i16>,
     sent_frame: Vec<i16>,
     payload: Vec<u8>,
@@ -234,6 +244,9 @@ impl Line {
             to_peer: PcmRing::with_margin(ring_cap, margin),
             from_peer: PcmRing::with_margin(ring_cap, margin),
             codec_frame: vec![0; codec_frame],
+            decoded: vec![0; codec_frame + (codec_rate as usize / 1000) * MAX_RX_PACKET_MS],
+            decoded_pos: 0,
+            decoded_len: 0,
             pcm_frame: vec![0; pcm_frame],
             sent_frame: vec![0; pcm_frame],
             payload: vec![0; MAX_PACKET_BYTES],
@@ -558,18 +571,51 @@ impl Line {
 
     fn play_out(&mut self, now: Duration) {
         let n = self.codec_frame.len();
-        let decoded = match self.jitter.pop(now) {
-            Playout::Packet(payload) => self.decoder.decode(payload, &mut self.codec_frame),
-            Playout::Missing { next } => self.decoder.conceal(next, &mut self.codec_frame),
-            Playout::Waiting => {
-                // Nothing to play yet (or a silence gap): the peer hears silence.
-                self.codec_frame.fill(0);
-                Ok(n)
+        let mut filled = self.take_decoded(0);
+        // Received packets need not match our packet time: decode whole packets into
+        // `decoded` and play them over as many ticks as they last (bounded: 10 ms packets at
+        // most fill a 40 ms tick in four pops).
+        let mut pops = 0;
+        while filled < n && pops < MAX_POPS_PER_TICK {
+            pops += 1;
+            self.decoded_pos = 0;
+            self.decoded_len = 0;
+            let produced = match self.jitter.pop(now) {
+                Playout::Packet(payload) => {
+                    let out = &mut self.decoded[..];
+                    match self.decoder.decode(payload, out) {
+                        Ok(m) if m > 0 => {
+                            // The jitter buffer counts in RTP clock units (48 kHz for Opus,
+                            // whatever rate we decode at).
+                            let rtp_units = m as u64 * u64::from(self.cfg.codec.rtp_clock_rate())
+                                / u64::from(self.codec_rate.max(1));
+                            self.jitter.set_played_samples(rtp_units as u32);
+                            m
+                        }
+                        // An undecodable packet: conceal one frame in its place.
+                        _ => self.decoder.conceal(None, &mut out[..n]).unwrap_or(0),
+                    }
+                }
+                Playout::Missing { next } => self
+                    .decoder
+                    .conceal(next, &mut self.decoded[..n])
+                    .unwrap_or(0),
+                Playout::Waiting => {
+                    // Nothing to play yet (or a silence gap): the peer hears silence.
+                    self.codec_frame[filled..].fill(0);
+                    filled = n;
+                    break;
+                }
+            };
+            if produced == 0 {
+                self.decoded[..n].fill(0);
+                self.decoded_len = n;
+            } else {
+                self.decoded_len = produced.min(self.decoded.len());
             }
-        };
-        if decoded.is_err() {
-            self.codec_frame.fill(0);
+            filled = self.take_decoded(filled);
         }
+        self.codec_frame[filled..].fill(0);
         self.dtmf_in.detect(&self.codec_frame, &mut self.events);
         let produced = self.res_in.process(&self.codec_frame, &mut self.pcm_frame);
         self.to_peer.write(&self.pcm_frame[..produced]);
@@ -579,6 +625,17 @@ impl Line {
                 self.recorder = None;
             }
         }
+    }
+
+    /// Copies pending decoded samples into `codec_frame[filled..]`; returns the new fill.
+    fn take_decoded(&mut self, filled: usize) -> usize {
+        let want = self.codec_frame.len() - filled;
+        let have = self.decoded_len - self.decoded_pos;
+        let k = want.min(have);
+        self.codec_frame[filled..filled + k]
+            .copy_from_slice(&self.decoded[self.decoded_pos..self.decoded_pos + k]);
+        self.decoded_pos += k;
+        filled + k
     }
 
     fn send_frame(&mut self, sink: &mut dyn FnMut(SocketAddr, &[u8])) {
