@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from tgsip.sip.bans import Ban
     from tgsip.sip.service import LineStatus, SipService
     from tgsip.storage import ConfigStore, SecretBox
-    from tgsip.storage.store import ConfigChange
     from tgsip.telegram.calls.media import TelegramMedia
     from tgsip.telegram.manager import SessionEvent, SessionManager, TelegramOptions
     from tgsip.telegram.storage import SessionStorages
@@ -258,7 +257,7 @@ class _Gateway:
             return 2
         self.sip = sip
         log.info("SIP listening on %s %s", config.sip.host, sip.ports)
-        await sip.set_lines(await self.store.list_lines())
+        await sip.follow(self.store)  # every stored line now, then each change live
 
         self.storages = SessionStorages(self.data_dir, self.box)
         manager = SessionManager(self.store, self.storages, self._telegram_options())
@@ -269,7 +268,6 @@ class _Gateway:
         )
         manager.add_listener(self._on_session_event)
         manager.add_message_listener(self.router.on_message)
-        self.store.add_listener(self._on_config_change)
         sip.add_line_listener(self._on_line_status)
         sip.add_ban_listener(self._on_ban)
 
@@ -408,19 +406,6 @@ class _Gateway:
         service = self.router.detach(session_id)
         if service is not None:
             await service.stop()
-
-    def _on_config_change(self, change: ConfigChange) -> None:
-        if change.kind == "line":
-            self._spawn(self._apply_line(change.id, change.deleted))
-
-    async def _apply_line(self, line_id: int, deleted: bool) -> None:
-        assert self.sip is not None
-        line = None if deleted else await self.store.get_line(line_id)
-        if line is None:
-            await self.sip.remove_line(line_id)
-        else:
-            await self.sip.update_line(line)
-        log.info("line %d %s", line_id, "removed" if line is None else "applied")
 
     def _on_line_status(self, status: LineStatus) -> None:
         from tgsip.sip.registration import RegState
