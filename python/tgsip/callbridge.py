@@ -41,6 +41,7 @@ from tgsip.calls.router import (
     Cancel,
     CandidateNumbers,
     Failed,
+    FloodGuard,
     Fork,
     Hunt,
     HuntAction,
@@ -172,6 +173,7 @@ class CallRouter:
         self.reach_timeout = reach_timeout
         self.services: dict[int, CallService] = {}
         self.candidates = CandidateNumbers()
+        self.flood = FloodGuard()
         self.stats: dict[str, int] = {"tg_to_sip": 0, "sip_to_tg": 0, "bridged": 0, "failed": 0}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._failures: dict[int, int] = {}  # calls in a row that failed, by line
@@ -269,11 +271,16 @@ class CallRouter:
         if service is None or (self.online is not None and not self.online(line.session_id)):
             self._reject(call, refusal_status("OFFLINE"))
             return
+        wait = self.flood.wait_left(line.session_id, self._loop.time())
+        if wait:
+            self._reject(call, refusal_status("FLOOD_WAIT", wait))
+            return
         target = telegram_target(called)
         log.info("SIP call on line %d to %s %s", line_id, called.kind.value, "***")
         try:
             handle = await asyncio.wait_for(service.call(target, SipLegPort(call)), RPC_TIMEOUT)
         except CallFloodWait as exc:
+            self.flood.hit(line.session_id, exc.seconds, self._loop.time())
             self._reject(call, refusal_status("FLOOD_WAIT", exc.seconds))
             return
         except CallRefused as exc:

@@ -9,6 +9,7 @@ from tgsip.calls.router import (
     Cancel,
     CandidateNumbers,
     Failed,
+    FloodGuard,
     Fork,
     Hunt,
     Invite,
@@ -173,3 +174,15 @@ def test_called_identifier_and_target() -> None:
     assert telegram_target(Called(CalledKind.USERID, "4242")) == 4242
     assert telegram_target(Called(CalledKind.USERNAME, "bob")) == "@bob"
     assert telegram_target(Called(CalledKind.PHONE, "15550202")) == "+15550202"
+
+
+def test_flood_wait_blocks_the_session_for_its_seconds() -> None:
+    g = FloodGuard()
+    assert g.wait_left(1, 100.0) == 0
+    g.hit(1, 30, now=100.0)
+    assert g.wait_left(1, 100.0) == 30
+    assert g.wait_left(2, 100.0) == 0  # other sessions are not blocked
+    assert g.wait_left(1, 129.2) == 1
+    g.hit(1, 5, now=110.0)  # a shorter wait does not shorten the block
+    assert g.wait_left(1, 120.0) == 10
+    assert g.wait_left(1, 130.0) == 0

@@ -33,6 +33,7 @@ __all__ = [
     "Cancel",
     "CandidateNumbers",
     "Failed",
+    "FloodGuard",
     "Fork",
     "Hunt",
     "HuntAction",
@@ -283,6 +284,28 @@ class CandidateNumbers:
         if got is None or now - got[1] > self.ttl:
             return ""
         return got[0]
+
+
+class FloodGuard:
+    """Telegram's ``FLOOD_WAIT_N`` on a session blocks its outgoing calls for N seconds
+    (§14.1): meanwhile every new SIP → Telegram call gets 503 with the time left."""
+
+    def __init__(self) -> None:
+        self._until: dict[int, float] = {}
+
+    def hit(self, session_id: int, seconds: int, now: float) -> None:
+        """Telegram asked session ``session_id`` to wait ``seconds`` from ``now``."""
+        self._until[session_id] = max(self._until.get(session_id, 0.0), now + seconds)
+
+    def wait_left(self, session_id: int, now: float) -> int:
+        """Whole seconds the session must still wait (0 = calls allowed)."""
+        until = self._until.get(session_id)
+        if until is None:
+            return 0
+        if now >= until:
+            del self._until[session_id]
+            return 0
+        return max(1, math.ceil(until - now))
 
 
 @dataclass(frozen=True, slots=True)
