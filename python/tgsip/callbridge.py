@@ -34,6 +34,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from tgsip.calls.callerid import CallerInfo
 from tgsip.calls.notices import AdminNotices
@@ -261,8 +262,6 @@ class CallRouter:
         except (SipParseError, ValueError):
             self._reject(call, SipFinal(400, "Bad Request"))
             return
-        from urllib.parse import unquote
-
         called = called_identifier(line, unquote(ruri), unquote(to_user))
         if called is None:
             self._reject(call, SipFinal(404, "Not Found"))
