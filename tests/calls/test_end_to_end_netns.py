@@ -32,7 +32,7 @@ from tgsip.media import EngineConfig, MediaEngine
 from tgsip.sandbox import Sandbox
 from tgsip.sandbox.peer import CallPeer
 from tgsip.sandbox.peer import tone as peer_tone
-from tgsip.sip.call import SipCall
+from tgsip.sip.call import CallState, SipCall
 from tgsip.sip.service import SipService
 from tgsip.sip.transaction import Peer
 from tgsip.sip.ua import UserAgent
@@ -536,5 +536,28 @@ async def test_callback_calls_the_user_then_the_number_in_the_message(
             assert await asyncio.wait_for(proc.wait(), 20) == 0
             trace = "".join(p.read_text(errors="replace") for p in tmp_path.glob("*_messages.log"))
             assert "INVITE sip:123@" in trace
+        finally:
+            await gw.close()
+
+
+async def test_pbx_cancel_while_ringing_discards_the_telegram_call_as_missed(
+    sandbox: Sandbox, make_client: ClientFactory, user: CallPeer, tmp_path: Path
+) -> None:
+    async with Pbx() as pbx:
+        gw = await make_gateway(sandbox, make_client, tmp_path, ip_line("127.0.0.1"))
+        try:
+            user.answer = "ignore"
+            await user.start()
+            call = await pbx.call(gw, USER_PHONE)
+            # 180 once the user's device rings (receive_date)
+            await until(lambda: call.state is CallState.EARLY)
+            theirs = await asyncio.wait_for(user.incoming.get(), T)
+            await call.cancel()
+            await asyncio.wait_for(call.ended.wait(), T)
+            assert call.end_event is not None
+            assert call.end_event.code == 487
+            end = await theirs.wait_ended(T)
+            assert end.reason.value == "missed"
+            assert end.by_remote
         finally:
             await gw.close()
