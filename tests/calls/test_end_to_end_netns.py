@@ -266,6 +266,7 @@ async def test_pbx_calls_a_telegram_user_audio_both_ways(
             end = await theirs.wait_ended(T)
             assert end.reason.value == "hangup"
             assert end.by_remote
+            assert end.duration >= 3  # seconds since the media connected
         finally:
             await gw.close()
 
