@@ -55,7 +55,7 @@ from tgsip.calls.router import (
     refusal_status,
     telegram_target,
 )
-from tgsip.config.lines import SipLine
+from tgsip.config.lines import LineKind, SipLine
 from tgsip.sip.auth import AuthError
 from tgsip.sip.call import Answered, CallEvent, CallState, Dtmf, Ended, SipCall
 from tgsip.sip.headers import quote
@@ -380,7 +380,7 @@ class CallRouter:
         }
         caller = await self._caller_info(session_id, handle.peer_id)
         candidate = self.candidates.take(session_id, handle.peer_id, self._loop.time())
-        forks = plan_forks(lines.values(), candidate, caller)
+        forks = plan_forks(self._callable(lines), candidate, caller)
         service = self.services.get(session_id)
         ring_limit = self.tg_ring_timeout
         if service is not None and service.answer_timeout is not None:
@@ -390,6 +390,19 @@ class CallRouter:
         out = _Outgoing(session_id, handle, hunt, lines)
         self._spawn(self._watch_caller(out))
         await self._act(out, hunt.start(now))
+
+    def _callable(self, lines: dict[int, SipLine]) -> list[SipLine]:
+        """The lines a call can go out on now: a registering line (PBX → gateway, gateway →
+        PBX) only while registered (§8.5: unregistered lines are skipped)."""
+        out = []
+        for line in lines.values():
+            status = self.sip.line_status(line.id)
+            if status is None:
+                continue
+            if line.kind is not LineKind.IP_IP and not status.registered:
+                continue
+            out.append(line)
+        return out
 
     async def _caller_info(self, session_id: int, user_id: int) -> CallerInfo:
         service = self.services.get(session_id)
@@ -609,7 +622,7 @@ class CallRouter:
             username=message.sender_username,
             first_name=message.sender_name,
         )
-        forks = plan_forks(lines.values(), message.text, caller)
+        forks = plan_forks(self._callable(lines), message.text, caller)
         service = self.services.get(sid)
         if not forks or service is None:
             return False

@@ -408,11 +408,17 @@ class Notices:
         return 0
 
 
+@pytest.mark.parametrize("why", ["filtered", "unregistered"])
 async def test_no_lines_for_call_discards_and_tells_the_administrator(
-    sandbox: Sandbox, make_client: ClientFactory, user: CallPeer, tmp_path: Path
+    sandbox: Sandbox, make_client: ClientFactory, user: CallPeer, tmp_path: Path, why: str
 ) -> None:
-    # A filter rule the (empty) candidate never matches: no line is eligible.
-    line = ip_line("127.0.0.1:9", dial_rules=("^9",))
+    if why == "filtered":
+        # A filter rule the (empty) candidate never matches: no line is eligible.
+        line = ip_line("127.0.0.1:9", dial_rules=("^9",))
+    else:  # a PBX -> gateway line whose PBX has not registered
+        line = SipLine(
+            id=1, session_id=SESSION, kind=LineKind.PBX_TO_GATEWAY, login="pbx1", password="p" * 24
+        )
     gw = await make_gateway(sandbox, make_client, tmp_path, line)
     notices = Notices()
     gw.router.notices = notices
@@ -484,6 +490,9 @@ async def test_gateway_to_pbx_line_answers_the_invite_challenge(
     async with sipp(args, tmp_path):
         gw = await make_gateway(sandbox, make_client, tmp_path, line)
         try:
+            # The line registers first (SIPp accepts any REGISTER); unregistered lines are
+            # skipped by the hunt.
+            await until(lambda: getattr(gw.sip.line_status(1), "registered", False))
             if password == "wrong":
                 await user.start()
                 handle = await asyncio.wait_for(user.call("@gateway"), T)
