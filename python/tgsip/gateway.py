@@ -177,6 +177,7 @@ def _sip_service(config: GatewayConfig, data_dir: Path) -> SipService:
         tls_server=tls_server,
         tls_client=tls_client,
         ban_db=data_dir / "bans.db",
+        registrar_algorithms=sec.digest_algorithms,
     )
 
 

@@ -44,6 +44,10 @@ class SipSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
       ``host`` is a wildcard).
     * ``udp_port``/``tcp_port``: 5060 by default; 0 = any free port; -1 = transport off.
     * ``tls_port``: 5061 when ``tls_cert`` and ``tls_key`` (PEM files) are given, else off.
+    * ``digest_algorithms``: what the registrar's challenges offer, most preferred first
+      (``MD5``, ``SHA-256``, ``SHA-512-256``). MD5 comes first by default because many PBXs
+      and softphones answer only the first challenge, or fail when a SHA-256 one is present;
+      set ``["SHA-256", "MD5"]`` or ``["SHA-256"]`` when every PBX supports RFC 8760.
     """
 
     host: str = "0.0.0.0"
@@ -53,6 +57,17 @@ class SipSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tls_port: int = 5061
     tls_cert: str = ""
     tls_key: str = ""
+    digest_algorithms: tuple[str, ...] = ("MD5", "SHA-256")
+
+    def __post_init__(self) -> None:
+        known = ("MD5", "SHA-256", "SHA-512-256")
+        if not self.digest_algorithms:
+            raise ValueError("sip.digest_algorithms needs at least one algorithm")
+        for name in self.digest_algorithms:
+            if name not in known:
+                raise ValueError(
+                    f"sip.digest_algorithms: unknown {name!r} (known: {', '.join(known)})"
+                )
 
 
 class BotSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
