@@ -65,6 +65,7 @@ from tgsip.sip.service import CallTarget, SipService
 from tgsip.sip.transaction import Peer
 from tgsip.storage import ConfigStore
 from tgsip.telegram.calls.call import Ended as TgEnded
+from tgsip.telegram.calls.call import EndReason
 from tgsip.telegram.calls.ports import ToneSource, frame_bytes
 from tgsip.telegram.calls.service import (
     CallFloodWait,
@@ -553,6 +554,9 @@ class CallRouter:
         if not handle.ended.done():
             if failed.busy and out.callback is None:
                 handle.decline()
+            elif out.callback is None:
+                # Product spec 9.1 step 7: busy only when every final was 486/600.
+                handle.hangup(EndReason.HANGUP)
             else:
                 handle.hangup()
         if out.callback is not None:

@@ -428,6 +428,7 @@ async def test_no_lines_for_call_discards_and_tells_the_administrator(
             handle = await asyncio.wait_for(user.call("@gateway"), T)
             end = await handle.wait_ended(T)
             assert end.by_remote
+            assert end.reason.value == "hangup"  # not busy: no line answered 486/600
             assert not handle.connected.is_set()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + T

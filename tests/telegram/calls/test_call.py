@@ -360,6 +360,14 @@ def test_incoming_decline_is_busy() -> None:
     assert call.accept(PARAMS, RANDOM_B, 2.0) == []
 
 
+def test_incoming_hangup_with_a_reason() -> None:
+    call, _ = PrivateCall.incoming_call(requested(b"h" * 32), protocol=PROTO, now=0.0)
+    acts = call.hangup(1.0, EndReason.HANGUP)
+    assert isinstance(sent(acts)[0].reason, types.PhoneCallDiscardReasonHangup)
+    assert acts[-1] == Ended(EndReason.HANGUP, 0, False)
+    assert call.hangup(2.0, EndReason.HANGUP) == []
+
+
 def test_incoming_answer_timeout_declines() -> None:
     call, _ = PrivateCall.incoming_call(
         requested(b"h" * 32), protocol=PROTO, now=0.0, answer_timeout=20.0

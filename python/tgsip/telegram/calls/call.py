@@ -369,12 +369,15 @@ class PrivateCall:
             return []
         return self._finish(EndReason.BUSY, now, by_remote=False)
 
-    def hangup(self, now: float) -> list[Action]:
+    def hangup(self, now: float, reason: EndReason | None = None) -> list[Action]:
         """Hang up: ``missed`` for a caller before the answer, ``busy`` for a callee that has
-        not accepted, ``hangup`` after the answer."""
+        not accepted, ``hangup`` after the answer; ``reason`` overrides the choice (a gateway
+        whose hunt failed for reasons other than busy ends a ringing call with ``hangup``)."""
         if self.state is State.ENDED:
             return []
-        if self.state is State.REQUESTING:
+        if reason is not None:
+            pass
+        elif self.state is State.REQUESTING:
             reason = EndReason.MISSED
         elif self.state is State.RINGING:
             reason = EndReason.BUSY

@@ -37,6 +37,7 @@ from tgsip.telegram.calls.call import (
     ConnectMedia,
     CreateMedia,
     Ended,
+    EndReason,
     MediaState,
     PrivateCall,
     Ringing,
@@ -145,9 +146,9 @@ class CallHandle:
         """Refuses an incoming call (``busy``)."""
         self._run(self.call.decline(self.service.now()))
 
-    def hangup(self) -> None:
-        """Ends the call with the reason its state calls for."""
-        self._run(self.call.hangup(self.service.now()))
+    def hangup(self, reason: EndReason | None = None) -> None:
+        """Ends the call with the reason its state calls for, or ``reason``."""
+        self._run(self.call.hangup(self.service.now(), reason))
 
     async def wait_ended(self, timeout: float) -> Ended:
         """The end of the call (bounded wait), after its media leg is gone."""
