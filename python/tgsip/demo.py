@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import math
 import os
 import shutil
@@ -56,8 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="the gateway's log on stderr")
 
 
+#: The step being narrated (``[N]`` lines set it), named when a step fails.
+_STEP: contextvars.ContextVar[str] = contextvars.ContextVar("step", default="start")
+
+
 def say(text: str) -> None:
-    """One narrated line on stdout (flushed at once)."""
+    """One narrated line on stdout (flushed at once); ``[N] ...`` lines mark step N."""
+    if text.startswith("[") and "]" in text:
+        _STEP.set("step " + text[1 : text.index("]")])
     print(text, flush=True)
 
 
@@ -230,10 +237,8 @@ async def _demo(args: argparse.Namespace, data_dir: Path) -> int:
         sandbox=SandboxConfig(host="127.0.0.1", port=0, bot_api_port=0),
     )
     say(f"tgsip demo: the gateway against the local Telegram sandbox, data in {data_dir}")
-    step = "starting the gateway"
     try:
         async with composed(config) as gw:
-            step = "steps"
             await _steps(gw, args)
             if args.keep:
                 _print_keep(gw)
@@ -245,8 +250,17 @@ async def _demo(args: argparse.Namespace, data_dir: Path) -> int:
                     loop.add_signal_handler(sig, stop.set)
                 await stop.wait()
                 say("stopping")
-    except (DemoError, GatewayError, TimeoutError) as e:
-        say(f"FAILED ({step}): {e or type(e).__name__}")
+    except Exception as e:
+        step = _STEP.get()
+        where = "starting the gateway" if step == "start" else step
+        if isinstance(e, DemoError | GatewayError):
+            say(f"FAILED ({where}): {e}")
+        else:  # unexpected: its type too, and the traceback with --verbose
+            say(f"FAILED ({where}): {type(e).__name__}: {e}")
+            if args.verbose:
+                import traceback
+
+                traceback.print_exc()
         return 1
     say("demo finished: every step passed")
     return 0
@@ -261,7 +275,7 @@ async def _steps(gw: _Gateway, args: argparse.Namespace) -> None:
     if sandbox is None or gw.sip is None:
         raise DemoError("the gateway did not start against the sandbox")
     port = sandbox.advertised_address[1]
-    say(f"[0] gateway up: sandbox Telegram on 127.0.0.1:{port}, SIP on {gw._sip_address()}")
+    say(f"[0] gateway up: sandbox Telegram on 127.0.0.1:{port}, SIP on {gw.sip_address()}")
     bot = sandbox.world.user_by_username(gw.config.bot.sandbox_username)
     op_user = sandbox.user_by_phone("15550000")
     if bot is None or op_user is None:
@@ -303,7 +317,10 @@ async def _steps(gw: _Gateway, args: argparse.Namespace) -> None:
     card = await chat.press(menu, "PBX→tgsip")
     account = await chat.wait_for(lambda m: m.text.startswith("Account of SIP line"), before)
     fields = dict(line.split(": ", 1) for line in account.text.splitlines() if ": " in line)
-    server, login, password = fields["Server"], fields["Login"], fields["Password"]
+    try:
+        server, login, password = fields["Server"], fields["Login"], fields["Password"]
+    except KeyError as e:
+        raise DemoError(f"the account message lacks {e}: {account.text!r}") from None
     say(f"[2] Show account: server {server}, login {login}, password {password}")
     host, sport = server.rsplit(":", 1)
     peer = Peer("UDP", host, int(sport))

@@ -303,7 +303,8 @@ class _Gateway:
         assert tg.api_id is not None
         return TelegramOptions(api_id=tg.api_id, api_hash=tg.api_hash or "")
 
-    def _sip_address(self) -> str:
+    def sip_address(self) -> str:
+        """The SIP address PBXs use (``host:port``): ``sip.public_address`` or the bound one."""
         sec = self.config.sip
         if sec.public_address:
             return sec.public_address
@@ -362,7 +363,7 @@ class _Gateway:
             admins,
             sessions=self.manager,
             line_states=_LineStates(self.sip, self.router),
-            sip_address=self._sip_address(),
+            sip_address=self.sip_address(),
             storages=self.storages.available() if self.storages else (),
         )
         self.notifier = Notifier(bot, self.store, Access(admins), time.time)
