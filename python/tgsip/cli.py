@@ -1,4 +1,4 @@
-"""The ``tgsip`` command: ``tgsip run``, ``tgsip bench``, ``tgsip sandbox``.
+"""The ``tgsip`` command: ``tgsip run``, ``tgsip bench``, ``tgsip sandbox``, ``tgsip demo``.
 
 Each sub-command lives in its own module with a light top level (``add_arguments`` and ``run``);
 heavy dependencies are imported inside ``run`` so ``tgsip --help`` stays fast.
@@ -19,6 +19,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("tgsip.gateway", "Run the gateway (embedded defaults, one process)."),
     "bench": ("tgsip.bench", "Run a benchmark and print one JSON object."),
     "sandbox": ("tgsip.sandbox.command", "Run the local Telegram sandbox standalone."),
+    "demo": ("tgsip.demo", "Watch the gateway work offline against the sandbox, narrated."),
 }
 
 

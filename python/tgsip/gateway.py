@@ -20,6 +20,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class GatewayError(Exception):
+    """The gateway could not start; ``str()`` says why (already a sentence for the operator)."""
+
+
 async def serve(config_path: str | None, duration: float | None) -> int:
     """Runs the gateway until a signal (or ``duration``) stops it."""
     from tgsip.config.settings import ConfigError, load
@@ -68,11 +73,28 @@ async def serve(config_path: str | None, duration: float | None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    try:
+        async with composed(config):
+            log.info("gateway running; Ctrl-C stops it")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=duration)
+            log.info("stopping")
+    except GatewayError as e:
+        log.error("%s", e)
+        return 2
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def composed(config: GatewayConfig) -> AsyncIterator[_Gateway]:
+    """Every service of the gateway for ``config``, started; stopped in reverse on exit.
+
+    Without Telegram credentials the local sandbox runs too (``gateway.sandbox``). Raises
+    :class:`GatewayError` when a service cannot start (nothing is left running then).
+    """
     sandbox = None
     api_port = 0
     if config.telegram.api_id is None:
-        from pathlib import Path
-
         from tgsip.sandbox import Sandbox, trust_key
         from tgsip.sandbox.cli import instructions
 
@@ -91,22 +113,18 @@ async def serve(config_path: str | None, duration: float | None) -> int:
             log.info("sandbox: %s", line)
         log.info("sandbox: Bot API at http://%s:%d/bot<token>/<method>", sb.host, api_port)
     try:
-        return await _run_services(config, stop, duration, sandbox, api_port)
+        async with _services(config, sandbox, api_port) as gw:
+            yield gw
     finally:
         if sandbox is not None:
             await sandbox.stop()
             sandbox.close()
 
 
-async def _run_services(
-    config: GatewayConfig,
-    stop: asyncio.Event,
-    duration: float | None,
-    sandbox: Sandbox | None,
-    api_port: int,
-) -> int:
-    from pathlib import Path
-
+@contextlib.asynccontextmanager
+async def _services(
+    config: GatewayConfig, sandbox: Sandbox | None, api_port: int
+) -> AsyncIterator[_Gateway]:
     from tgsip.media import MediaEngine
     from tgsip.storage import ConfigStore, SecretBox, SecretError, StoreError
 
@@ -115,8 +133,7 @@ async def _run_services(
         box = SecretBox.from_environment(data_dir)
         store = ConfigStore.open_sqlite(data_dir / "gateway.db", box)
     except (SecretError, StoreError) as e:
-        log.error("%s", e)
-        return 2
+        raise GatewayError(str(e)) from e
     sessions = await store.list_sessions()
     lines = await store.list_lines()
     log.info(
@@ -137,16 +154,11 @@ async def _run_services(
         )
         gw = _Gateway(config, store, box, engine, sandbox, api_port)
         try:
-            code = await gw.start()
-            if code != 0:
-                return code
-            log.info("gateway running; Ctrl-C stops it")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=duration)
-            log.info("stopping")
+            if await gw.start() != 0:
+                raise GatewayError(f"SIP: cannot listen on {config.sip.host}")
+            yield gw
         finally:
             await gw.stop()
-    return 0
 
 
 def _sip_service(config: GatewayConfig, data_dir: Path) -> SipService:
@@ -292,7 +304,8 @@ class _Gateway:
         assert tg.api_id is not None
         return TelegramOptions(api_id=tg.api_id, api_hash=tg.api_hash or "")
 
-    def _sip_address(self) -> str:
+    def sip_address(self) -> str:
+        """The SIP address PBXs use (``host:port``): ``sip.public_address`` or the bound one."""
         sec = self.config.sip
         if sec.public_address:
             return sec.public_address
@@ -351,7 +364,7 @@ class _Gateway:
             admins,
             sessions=self.manager,
             line_states=_LineStates(self.sip, self.router),
-            sip_address=self._sip_address(),
+            sip_address=self.sip_address(),
             storages=self.storages.available() if self.storages else (),
         )
         self.notifier = Notifier(bot, self.store, Access(admins), time.time)
