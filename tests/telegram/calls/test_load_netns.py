@@ -44,13 +44,13 @@ LINE = LineConfig(codec="PCMA", payload_type=8, stats_interval_ms=0, pcm_rate=RA
 EXCHANGE_FRAMES = 100
 TAIL_FRAMES = 30
 #: RSS growth allowed over 20 calls in a row after the warm-up call, and over a second burst of
-#: 10 calls at once after the first. Measured here: 20 in a row grow RSS by about 4.3 MiB, and
-#: a second burst adds less than that (allocator arenas, Python's free lists); a leak of each
-#: call's media state (WebRTC call objects, jitter and codec buffers: most of the ~1.5 MiB a
-#: leg costs while it runs, see RSS_BURST_MIB) over 20 calls would exceed it.
+#: 10 calls at once after the first. Measured here over five runs: 20 in a row grow RSS by
+#: 3.3-4.3 MiB and a second burst by 3.2-6.3 MiB (allocator arenas, Python's free lists); a
+#: leak of half a MiB per call (a fraction of the ~1.5 MiB a leg costs while it runs, see
+#: RSS_BURST_MIB) over those 20 calls would exceed it.
 RSS_BOUND_MIB = 10.0
 #: The first burst of 10 calls at once raises RSS to the high-water mark of 20 simultaneous
-#: legs (measured here: 15-18 MiB); it is not given back to the system, so the leak check is
+#: legs (measured here: 14.9-18.2 MiB); it is not given back to the system, so the leak check is
 #: the second burst, against RSS_BOUND_MIB.
 RSS_BURST_MIB = 40.0
 #: How long thread and descriptor counts may take to settle after the last hang-up (ntgcalls
