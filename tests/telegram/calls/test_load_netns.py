@@ -45,7 +45,7 @@ EXCHANGE_FRAMES = 100
 TAIL_FRAMES = 30
 #: RSS growth allowed over 20 calls in a row after the warm-up call, and over a second burst of
 #: 10 calls at once after the first. Measured here over five runs: 20 in a row grow RSS by
-#: 3.3-4.3 MiB and a second burst by 3.2-6.3 MiB (allocator arenas, Python's free lists); a
+#: 3.0-4.3 MiB and a second burst by 3.2-6.5 MiB (allocator arenas, Python's free lists); a
 #: leak of half a MiB per call (a fraction of the ~1.5 MiB a leg costs while it runs, see
 #: RSS_BURST_MIB) over those 20 calls would exceed it.
 RSS_BOUND_MIB = 10.0
