@@ -39,7 +39,7 @@ test-python: ## pytest: unit, integration with real peers, benchmarks run once a
 
 test-calls: ## Telegram call media between real ntgcalls peers, in a network namespace (root)
 	@if unshare -n true 2>/dev/null; then \
-	  timeout 240 scripts/netns-run $(PY) -m pytest tests/telegram/calls tests/calls tests/test_demo.py -m netns -p no:cacheprovider $(PYTEST_ARGS); \
+	  timeout 480 scripts/netns-run $(PY) -m pytest tests/telegram/calls tests/calls tests/test_demo.py -m netns -p no:cacheprovider $(PYTEST_ARGS); \
 	else \
 	  echo "test-calls: cannot create a network namespace (needs root): the netns tests skip"; \
 	  $(PY) -m pytest tests/telegram/calls tests/calls tests/test_demo.py -m netns $(PYTEST_ARGS); \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 
 import pytest
 
@@ -95,3 +96,53 @@ async def test_unsupported_version_fails_the_call() -> None:
         assert "connect" in call.error
         await call.wait_closed()
         assert media.calls == {}
+
+
+async def test_lane_pipelines_frames_and_runs_control_operations_alone() -> None:
+    """Frames (shared operations) start in order without waiting for each other; a control
+    operation waits for the frames in flight, and nothing starts while it runs. The operations
+    are stand-ins returning futures the test resolves: what is checked is the lane's order."""
+    loop = asyncio.get_running_loop()
+    started: list[str] = []
+    gates: dict[str, asyncio.Future[str]] = {}
+
+    def op(name: str) -> Callable[[], asyncio.Future[str]]:
+        def run() -> asyncio.Future[str]:
+            started.append(name)
+            gates[name] = loop.create_future()
+            return gates[name]
+
+        return run
+
+    def broken() -> asyncio.Future[str]:
+        raise RuntimeError("no such call")
+
+    async def settle() -> None:
+        for _ in range(20):  # a bounded number of loop turns, no clock involved
+            await asyncio.sleep(0)
+
+    async with TelegramMedia() as media:
+        f1 = media.submit(op("f1"), shared=True)
+        f2 = media.submit(op("f2"), shared=True)
+        bad = media.submit(broken, shared=True)
+        control = media.submit(op("control"))
+        f3 = media.submit(op("f3"), shared=True)
+        await settle()
+        assert started == ["f1", "f2"]
+        with pytest.raises(RuntimeError, match="no such call"):
+            await bad
+        gates["f2"].set_result("two")
+        await settle()
+        assert await f2 == "two"
+        assert started == ["f1", "f2"]  # f1 still in flight: the control operation waits
+        gates["f1"].set_exception(ValueError("frame refused"))
+        await settle()
+        with pytest.raises(ValueError, match="frame refused"):
+            await f1
+        assert started == ["f1", "f2", "control"]
+        gates["control"].set_result("done")
+        await settle()
+        assert await control == "done"
+        assert started == ["f1", "f2", "control", "f3"]
+        gates["f3"].set_result("three")
+        assert await f3 == "three"
