@@ -58,6 +58,7 @@ from tgsip.sip.offer import (
     make_line_offer,
     make_offer,
     negotiate_offer,
+    parse_offer,
     read_answer,
     send_method,
 )
@@ -414,12 +415,12 @@ class SipCall:
         req = self.invite
         try:
             if req.body:
-                neg = negotiate_offer(self.policy, req.body)
-                self.line = self._open_line(line_config(self.policy, neg))
+                offer = parse_offer(req.body)
+                if self.engine is not None:  # the line's port goes into the answer
+                    neg = negotiate_offer(self.policy, offer)
+                    self.line = self._open_line(line_config(self.policy, neg))
                 host, port = self._media_address(self.line)
-                answer, neg = build_answer(
-                    self.policy, req.body, host, port, session_id=self._sess_id
-                )
+                answer, neg = build_answer(self.policy, offer, host, port, session_id=self._sess_id)
                 self.negotiated = neg
                 self._answer_sdp = self._sdp_bytes(answer)
             else:  # late offer: ours goes into the 200, the answer comes in the ACK
@@ -595,7 +596,8 @@ class SipCall:
         :class:`OfferAnswerError`."""
         new_line: Line | None = None
         try:
-            neg = negotiate_offer(self.policy, offer, direction=self.direction)
+            offer_sd = parse_offer(offer)
+            neg = negotiate_offer(self.policy, offer_sd, direction=self.direction)
             cfg = line_config(self.policy, neg)
             line = self.line
             if self.engine is not None and (line is None or needs_reopen(line.config, cfg)):
@@ -603,7 +605,12 @@ class SipCall:
                 line = new_line
             host, port = self._media_address(line)
             answer, neg = build_answer(
-                self.policy, offer, host, port, session_id=self._sess_id, direction=self.direction
+                self.policy,
+                offer_sd,
+                host,
+                port,
+                session_id=self._sess_id,
+                direction=self.direction,
             )
         except OfferAnswerError:
             self._close_line(new_line)

@@ -25,7 +25,6 @@ then :func:`build_answer` writes the answer with the opened line's address.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -45,6 +44,7 @@ from tgsip.sip.sdp import (
     SessionDescription,
     answer_offer,
     build_offer,
+    ip_or_none,
     negotiated_from_answer,
     parse_sdp,
 )
@@ -57,6 +57,7 @@ __all__ = [
     "make_line_offer",
     "make_offer",
     "negotiate_offer",
+    "parse_offer",
     "read_answer",
     "send_method",
 ]
@@ -135,9 +136,8 @@ class MediaPolicy:
 
 def _host(address: str) -> str:
     """An address fit for ``c=``: the unspecified address is not one (RFC 8866 §5.7)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+    ip = ip_or_none(address)
+    if ip is None:
         return address
     if ip.is_unspecified:
         raise ValueError("the media address must be a concrete address, not 0.0.0.0 or ::")
@@ -234,6 +234,12 @@ def _strip_telephone_event(answer: SessionDescription, neg: NegotiatedMedia) -> 
         neg.ptime_ms,
         neg.direction,
     )
+
+
+def parse_offer(offer: SessionDescription | bytes) -> SessionDescription:
+    """The offer parsed once (a UAS negotiates, opens the line, then answers the same
+    offer). Raises :class:`OfferAnswerError` (400) for malformed SDP."""
+    return _parse(offer)
 
 
 def _parse(offer: SessionDescription | bytes) -> SessionDescription:

@@ -16,6 +16,7 @@ m-line is rejected with port 0. No common codec raises :class:`OfferAnswerError`
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -205,14 +206,23 @@ class SessionDescription:
         return ("\r\n".join(out) + "\r\n").encode("utf-8")
 
 
+@functools.lru_cache(maxsize=1024)
+def ip_or_none(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``text`` as an IP address, or None for a host name (cached: the same few addresses
+    recur in every call's SDP)."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
 def _address(connection: str) -> str:
     parts = connection.split()
     if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
         raise SdpError(f"Bad connection line {connection!r}")
     addr = parts[2].split("/")[0]
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
+    ip = ip_or_none(addr)
+    if ip is None:
         return addr  # a host name (allowed by RFC 8866 §5.7)
     if (ip.version == 4) != (parts[1] == "IP4"):
         raise SdpError("Address type does not match the address")
