@@ -56,6 +56,7 @@ bot_api_port = 0
     assert " ERROR " not in proc.stderr, proc.stderr
     assert (data / "sandbox" / "rsa_public.pem").read_text().startswith("-----BEGIN")
     assert "configuration store" in proc.stderr
+    assert "set sandbox.print_codes = true to see them" in proc.stderr  # this command's option
     assert (data / "gateway.db").exists()
     assert (data / "secret.key").stat().st_mode & 0o777 == 0o600
 

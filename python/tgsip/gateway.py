@@ -109,7 +109,9 @@ async def composed(config: GatewayConfig) -> AsyncIterator[_Gateway]:
         port = await sandbox.start(sb.host, sb.port)
         api_port = await sandbox.start_bot_api(sb.host, sb.bot_api_port)
         log.info("no Telegram credentials: running against the local sandbox")
-        for line in instructions(sandbox, sb.host, port).splitlines():
+        for line in instructions(
+            sandbox, sb.host, port, "set sandbox.print_codes = true"
+        ).splitlines():
             log.info("sandbox: %s", line)
         log.info("sandbox: Bot API at http://%s:%d/bot<token>/<method>", sb.host, api_port)
     try:

@@ -78,8 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def instructions(sandbox: Sandbox, host: str, port: int) -> str:
-    """How to point an unmodified Telethon client at this sandbox."""
+def instructions(
+    sandbox: Sandbox, host: str, port: int, codes_hint: str = "run with --print-codes"
+) -> str:
+    """How to point an unmodified Telethon client at this sandbox; ``codes_hint`` says how
+    to see login codes in the log (the option differs between ``tgsip sandbox`` and
+    ``tgsip run``)."""
     pem_path = sandbox.data_dir / "rsa_public.pem"
     return "\n".join(
         [
@@ -92,7 +96,7 @@ def instructions(sandbox: Sandbox, host: str, port: int) -> str:
             f"    rsa.add_key(open('{pem_path}').read(), old=False)",
             f"    client = TelegramClient(session, {DEFAULT_API_ID}, '{DEFAULT_API_HASH}')",
             f"    client.session.set_dc({sandbox.dc_id}, '{host}', {port})",
-            "Login codes arrive as messages from user 777000 (run with --print-codes to see them",
+            f"Login codes arrive as messages from user 777000 ({codes_hint} to see them",
             "here too); 2FA recovery codes are in the sandbox's email outbox.",
         ]
     )
