@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from tests.media.helpers import level_at
-from tests.sip.test_sipp import free_port
+from tests.sip.test_sipp import free_port, free_sip_port
 from tgsip.media import EngineConfig, MediaEngine
 from tgsip.sip.call import Dtmf, Ended, Ringing, SipCall
 from tgsip.sip.offer import MediaPolicy
@@ -60,7 +60,7 @@ class Baresip:
         self, directory: Path, codec: str, codecs_account: str, answermode: str = "auto"
     ) -> None:
         self.dir = directory
-        self.sip_port = free_port()
+        self.sip_port = free_sip_port()
         self.ctrl_port = free_port(socket.SOCK_STREAM)
         rate, ch = (48000, 2) if codec == "opus" else (8000, 1)
         wav = directory / "tone.wav"

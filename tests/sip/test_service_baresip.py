@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sip.test_sipp import free_port
+from tests.sip.test_sipp import free_port, free_sip_port
 from tgsip.config.lines import LineKind, SipLine
 from tgsip.sip.message import Request
 from tgsip.sip.service import SipService
@@ -103,7 +103,7 @@ def test_baresip_registers_calls_in_and_is_called(tmp_path: Path, transport: str
             trusted_ips=("127.0.0.0/8",),
         )
         await svc.set_lines([line])
-        bs_port = free_port()
+        bs_port = free_sip_port()
         write_config(tmp_path / "bs", bs_port, svc.ports[tr], PASSWORD, transport)
         out = (tmp_path / "bs.out").open("wb")
         proc = await asyncio.create_subprocess_exec(
@@ -169,7 +169,7 @@ def test_baresip_with_a_wrong_password_is_refused_and_counted(tmp_path: Path) ->
                 )
             ]
         )
-        write_config(tmp_path / "bs", free_port(), svc.ports["UDP"], "wrong-password")
+        write_config(tmp_path / "bs", free_sip_port(), svc.ports["UDP"], "wrong-password")
         proc = await asyncio.create_subprocess_exec(
             "baresip",
             "-f",

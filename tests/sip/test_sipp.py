@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import shutil
 import socket
@@ -26,6 +27,26 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_sip_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1, for a peer that listens on both (such
+    as baresip's ``sip_listen``). Taken below the kernel's ephemeral range (32768 and up), so
+    the local end of some other test's TCP connection cannot take it before the peer binds."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10000, 19999)
+        try:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u,
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t,
+            ):
+                u.bind(("127.0.0.1", port))
+                t.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no port free for both UDP and TCP in 10000-19999")
 
 
 def screen_counts(directory: Path) -> tuple[int, int]:
