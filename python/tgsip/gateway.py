@@ -274,7 +274,9 @@ class _Gateway:
         log.info("SIP listening on %s %s", config.sip.host, sip.ports)
         await sip.follow(self.store)  # every stored line now, then each change live
 
-        self.storages = SessionStorages(self.data_dir, self.box)
+        self.storages = SessionStorages(
+            self.data_dir, self.box, config.telegram.postgres_dsn or None
+        )
         manager = SessionManager(self.store, self.storages, self._telegram_options())
         self.manager = manager
         self.tg_media = TelegramMedia()

@@ -19,10 +19,16 @@ from tgsip.config.media import EngineConfig
 
 class TelegramConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Telegram API credentials (from my.telegram.org). Without them the gateway runs against
-    the local sandbox."""
+    the local sandbox.
+
+    ``postgres_dsn``: a PostgreSQL connection string (``postgresql://user:pass@host/db``).
+    When set, the bot offers PostgreSQL as a session's storage at connection time besides the
+    embedded SQLite one; sessions stored there need it from then on.
+    """
 
     api_id: int | None = None
     api_hash: str | None = None
+    postgres_dsn: str = ""
 
 
 class SandboxConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
